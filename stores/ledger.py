@@ -1,0 +1,159 @@
+"""The batch ledger in Redis: what was enqueued, how far it got, how each URL ended.
+
+Every URL of a batch ends with exactly one outcome (``published``, ``duplicate`` or
+``dead``). The outcome is claimed atomically with ``HSETNX`` inside a Lua script, so a
+redelivered or retried task can never count, publish or dead-letter a URL twice: only the
+caller that wins the claim writes to the file stores.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from tasks.record import DeadLetter
+
+OUTCOMES = ("published", "duplicate", "dead")
+
+_CLAIM_OUTCOME = """
+-- KEYS: outcomes hash, batch hash, dead-letter hash
+-- ARGV: record id, outcome, ttl, dead-letter json ('' if none), reason ('' if none)
+if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
+  return 0
+end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('HINCRBY', KEYS[2], 'outcome:' .. ARGV[2], 1)
+if ARGV[4] ~= '' then
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+  redis.call('EXPIRE', KEYS[3], ARGV[3])
+  redis.call('HINCRBY', KEYS[2], 'reason:' .. ARGV[5], 1)
+end
+return 1
+"""
+
+
+@dataclass
+class BatchStatus:
+    """Counts of one batch: totals, per outcome, per stage, per dead-letter reason."""
+
+    batch: str
+    total: int
+    created_at: float
+    outcomes: dict[str, int] = field(default_factory=dict)
+    stages: dict[str, int] = field(default_factory=dict)
+    retries: dict[str, int] = field(default_factory=dict)
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def accounted(self) -> int:
+        """URLs that reached an outcome."""
+        return sum(self.outcomes.values())
+
+    @property
+    def done(self) -> bool:
+        """True when every URL of the batch has its outcome."""
+        return self.accounted >= self.total
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form, as ``ingest status --json`` prints it."""
+        return {
+            "batch": self.batch,
+            "total": self.total,
+            "accounted": self.accounted,
+            "pending": max(self.total - self.accounted, 0),
+            "done": self.done,
+            "created_at": self.created_at,
+            "outcomes": {name: self.outcomes.get(name, 0) for name in OUTCOMES},
+            "stages": self.stages,
+            "retries": self.retries,
+            "dead_letter_reasons": self.reasons,
+        }
+
+
+class Ledger:
+    """Batch accounting under ``<prefix>:batch:<id>``, kept ``ttl`` seconds."""
+
+    def __init__(self, client: redis.Redis, prefix: str, ttl: int) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._ttl = ttl
+        self._claim = client.register_script(_CLAIM_OUTCOME)
+
+    def _key(self, batch: str, *suffix: str) -> str:
+        return ":".join((self._prefix, "batch", batch, *suffix))
+
+    def open_batch(self, batch: str, total: int) -> None:
+        """Record a new batch of ``total`` URLs (before any of its tasks is sent)."""
+        now = time.time()
+        pipe = self._client.pipeline()
+        pipe.hset(self._key(batch), mapping={"total": total, "created_at": now})
+        pipe.expire(self._key(batch), self._ttl)
+        pipe.zadd(f"{self._prefix}:batches", {batch: now})
+        pipe.execute()
+
+    def stage_done(self, batch: str, stage: str) -> None:
+        """Count one URL through ``stage``."""
+        self._client.hincrby(self._key(batch), f"stage:{stage}", 1)
+
+    def retried(self, batch: str, stage: str) -> None:
+        """Count one retry of ``stage``."""
+        self._client.hincrby(self._key(batch), f"retry:{stage}", 1)
+
+    def count_delivery(self, task_id: str, retries: int) -> int:
+        """How many times this exact task message (id, retry number) was delivered."""
+        key = f"{self._prefix}:delivery:{task_id}:{retries}"
+        pipe = self._client.pipeline()
+        pipe.incr(key)
+        pipe.expire(key, 24 * 3600)
+        count, _ = pipe.execute()
+        return int(count)
+
+    def claim_outcome(self, batch: str, record_id: str, outcome: str) -> bool:
+        """Atomically give the URL its one outcome; False if it already has one."""
+        if outcome not in OUTCOMES or outcome == "dead":
+            raise ValueError(f"use claim_dead_letter for {outcome!r}")
+        keys = [self._key(batch, "outcomes"), self._key(batch), self._key(batch, "dead")]
+        return bool(self._claim(keys=keys, args=[record_id, outcome, self._ttl, "", ""]))
+
+    def claim_dead_letter(self, letter: DeadLetter) -> bool:
+        """Atomically end the URL as a dead letter; False if it already has an outcome."""
+        batch = letter.batch
+        keys = [self._key(batch, "outcomes"), self._key(batch), self._key(batch, "dead")]
+        args = [letter.id or letter.url, "dead", self._ttl, letter.model_dump_json(), letter.reason]
+        return bool(self._claim(keys=keys, args=args))
+
+    def dead_letters(self, batch: str) -> list[DeadLetter]:
+        """The batch's dead letters, as kept in Redis."""
+        raw = self._client.hvals(self._key(batch, "dead"))
+        return [DeadLetter.model_validate_json(item) for item in raw]  # type: ignore[union-attr]
+
+    def status(self, batch: str) -> BatchStatus | None:
+        """The batch's counts, or None if no such batch is known (or it expired)."""
+        raw: dict[bytes, bytes] = self._client.hgetall(self._key(batch))  # type: ignore[assignment]
+        if not raw:
+            return None
+        fields = {key.decode(): value.decode() for key, value in raw.items()}
+        status = BatchStatus(
+            batch=batch,
+            total=int(fields.get("total", 0)),
+            created_at=float(fields.get("created_at", 0)),
+        )
+        groups = {
+            "outcome": status.outcomes,
+            "stage": status.stages,
+            "retry": status.retries,
+            "reason": status.reasons,
+        }
+        for name, value in fields.items():
+            kind, _, item = name.partition(":")
+            if kind in groups and item:
+                groups[kind][item] = int(value)
+        return status
+
+    def recent_batches(self, limit: int = 20) -> list[str]:
+        """Most recent batch ids first."""
+        raw = self._client.zrevrange(f"{self._prefix}:batches", 0, limit - 1)
+        return [item.decode() for item in raw]  # type: ignore[union-attr]

@@ -1,0 +1,20 @@
+"""One Redis client per process, from the settings in force."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import redis
+
+from config import Settings
+
+
+@lru_cache(maxsize=8)
+def redis_client(url: str) -> redis.Redis:
+    """A pooled client for ``url`` (``redis://``, ``rediss://`` or ``unix://``), shared by threads."""
+    return redis.Redis.from_url(url, health_check_interval=30, socket_timeout=30)
+
+
+def client_for(settings: Settings) -> redis.Redis:
+    """The client of the Redis these settings point at."""
+    return redis_client(settings.effective_redis_url)

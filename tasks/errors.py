@@ -1,0 +1,57 @@
+"""Error types of the pipeline.
+
+A stage raises :class:`TransientError` for what may succeed later (the task is retried
+with backoff) and :class:`PermanentError` for what never will (the URL goes straight to the
+dead letters). Each carries a ``reason`` code from the closed list :data:`REASONS`, which is
+what the dead-letter record and ``ingest status`` report.
+"""
+
+from __future__ import annotations
+
+#: The closed list of dead-letter reason codes, with what each means.
+REASONS: dict[str, str] = {
+    "bad_url": "The URL is malformed or its scheme is not http/https.",
+    "blocked_address": "The host resolves to a loopback, private or reserved address.",
+    "dns_error": "The host name does not resolve.",
+    "connect_error": "The connection failed (refused, reset, unreachable) after retries.",
+    "timeout": "The server or a stage was too slow, after retries.",
+    "http_error": "The server answered with a permanent HTTP error (4xx).",
+    "server_error": "The server answered 5xx or 429 on every retry.",
+    "too_many_redirects": "The redirect chain was too long or looped.",
+    "too_large": "The body exceeded the size cap.",
+    "not_html": "The response is not an HTML page.",
+    "no_text": "No article text could be extracted from the page.",
+    "body_expired": "The fetched body expired from Redis before a later stage read it.",
+    "worker_lost": "The task killed its worker process on every delivery.",
+    "internal_error": "An unexpected error in a stage (a bug); see `error`.",
+}
+
+
+class IngestError(Exception):
+    """Base of every error the pipeline raises on purpose."""
+
+    reason: str = "internal_error"
+
+    def __init__(self, message: str, *, reason: str | None = None) -> None:
+        super().__init__(message)
+        if reason is not None:
+            if reason not in REASONS:
+                raise ValueError(f"unknown dead-letter reason {reason!r}")
+            self.reason = reason
+
+
+class TransientError(IngestError):
+    """May succeed on retry: timeouts, connection errors, 429 and 5xx answers."""
+
+    def __init__(
+        self, message: str, *, reason: str = "connect_error", retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, reason=reason)
+        self.retry_after = retry_after
+
+
+class PermanentError(IngestError):
+    """Will never succeed for this URL: it goes to the dead letters at once."""
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message, reason=reason)

@@ -1,0 +1,103 @@
+"""The typed records that travel through the pipeline.
+
+``ArticleRecord`` is what downstream stores receive: one per article, versioned by
+``schema_version`` so consumers can migrate. ``Job`` is the envelope a Celery message
+carries between stages: the record plus what only the pipeline needs (the batch id and the
+Redis key of the page body, which is stored once instead of riding in every message).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+
+EntityLabel = Literal["PER", "ORG", "LOC", "MISC"]
+
+
+class Entity(BaseModel):
+    """A named entity of the article text, merged over its mentions."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str = Field(description="Surface form of the entity (its longest mention).")
+    label: EntityLabel = Field(description="PER, ORG, LOC or MISC.")
+    count: int = Field(ge=1, description="Mentions in the text.")
+    first_offset: int = Field(ge=0, description="Character offset of the first mention.")
+    method: str = Field(description="What found it, e.g. `spacy:fr_core_news_sm`.")
+
+
+class ArticleRecord(BaseModel):
+    """One normalized news article, as published to the stores."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    id: str = Field(description="Stable id: sha256 of the canonical URL, 32 hex characters.")
+    url: str = Field(description="The URL as enqueued.")
+    final_url: str | None = Field(default=None, description="URL after redirects.")
+    fetched_at: datetime | None = Field(default=None, description="When the page was fetched.")
+    http_status: int | None = None
+    content_type: str | None = None
+    title: str | None = None
+    authors: list[str] = Field(default_factory=list)
+    published_at: str | None = Field(
+        default=None, description="Publication date as ISO 8601, as precise as the page says."
+    )
+    description: str | None = None
+    site_name: str | None = None
+    language: str | None = Field(default=None, description="ISO 639-1 code, null if unknown.")
+    language_confidence: float | None = None
+    text: str = Field(default="", description="Article text, paragraphs separated by blank lines.")
+    entities: list[Entity] = Field(default_factory=list)
+    content_hash: str | None = Field(
+        default=None, description="sha256 of the normalized text (exact-duplicate key)."
+    )
+    duplicate_of: str | None = Field(
+        default=None, description="`id` of the first-seen copy of this text, null if first."
+    )
+    pipeline: dict[str, float] = Field(
+        default_factory=dict, description="Seconds spent per stage."
+    )
+
+    def with_timing(self, stage: str, seconds: float) -> ArticleRecord:
+        """A copy with the stage's duration recorded."""
+        return self.model_copy(update={"pipeline": {**self.pipeline, stage: round(seconds, 6)}})
+
+
+def record_id(canonical_url: str) -> str:
+    """The stable article id for a canonical URL."""
+    return hashlib.sha256(canonical_url.encode("utf-8")).hexdigest()[:32]
+
+
+class Job(BaseModel):
+    """What one Celery message carries between two stages."""
+
+    batch: str
+    record: ArticleRecord
+    body_key: str | None = Field(
+        default=None, description="Redis key of the fetched page body (bytes, with a TTL)."
+    )
+    html_lang: str | None = Field(
+        default=None, description="The page's declared language (<html lang>), for later stages."
+    )
+
+
+class DeadLetter(BaseModel):
+    """A URL that could not be ingested, and why. Exactly one per failed URL."""
+
+    model_config = ConfigDict(frozen=True)
+
+    schema_version: int = SCHEMA_VERSION
+    id: str | None = Field(description="Article id, null when the URL could not be parsed.")
+    url: str
+    batch: str
+    stage: str = Field(description="Stage that failed: intake, fetch, language, clean, ...")
+    reason: str = Field(description="Reason code from the closed list in tasks.errors.REASONS.")
+    error: str = Field(description="Human-readable detail of the last error.")
+    attempts: int = Field(ge=1, description="Tries of the failing stage, retries included.")
+    failed_at: datetime

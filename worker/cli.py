@@ -1,0 +1,320 @@
+"""The ``ingest`` command line.
+
+``ingest run`` is the whole job on one machine (embedded Redis unless ``INGEST_REDIS_URL``
+is set); ``enqueue``, ``worker`` and ``status`` are the pieces of a scaled deployment;
+``extract`` runs the CPU stages offline on local files; ``schema`` prints the record's JSON
+Schema.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from config import Settings, get_settings
+
+cli = typer.Typer(help="news-ingest: fetch, clean, enrich and deduplicate news articles.", no_args_is_help=True)
+err = Console(stderr=True)
+
+QUEUE_CHOICES = ("fetch", "cpu")
+
+
+def _open_urls(urls_file: str) -> TextIO:
+    if urls_file == "-":
+        return sys.stdin
+    path = Path(urls_file)
+    if not path.is_file():
+        err.print(f"[red]error:[/red] URL file {urls_file} does not exist")
+        raise typer.Exit(2)
+    return path.open(encoding="utf-8")
+
+
+def _ledger(settings: Settings):  # type: ignore[no-untyped-def]
+    from stores.ledger import Ledger
+    from stores.redis_client import client_for
+
+    return Ledger(client_for(settings), settings.key_prefix, settings.batch_ttl)
+
+
+def _check_redis(settings: Settings) -> None:
+    import redis
+
+    from stores.redis_client import client_for
+
+    try:
+        client_for(settings).ping()
+    except redis.RedisError as exc:
+        err.print(f"[red]error:[/red] cannot reach Redis at {settings.effective_redis_url}: {exc}")
+        err.print("Set INGEST_REDIS_URL, or use `ingest run`, which starts an embedded Redis.")
+        raise typer.Exit(2) from exc
+
+
+@cli.command()
+def run(
+    urls_file: Annotated[str, typer.Argument(help="File with one URL per line, or - for stdin.")],
+    out: Annotated[Path, typer.Option(help="Directory for articles.jsonl and dead-letters.jsonl.")] = Path(
+        "ingest-output"
+    ),
+    cpu_workers: Annotated[int | None, typer.Option(help="CPU worker processes (default: one per core).")] = None,
+    fetch_concurrency: Annotated[int | None, typer.Option(help="Requests in flight.")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
+) -> None:
+    """Ingest every URL of URLS_FILE with local workers and wait until each is accounted for."""
+    base = get_settings()
+    with _open_urls(urls_file) as handle:
+        from worker.producer import read_urls
+
+        urls = read_urls(handle)
+    if not urls:
+        err.print("[yellow]no URLs to ingest[/yellow]")
+        raise typer.Exit(0)
+    out.mkdir(parents=True, exist_ok=True)
+    from stores.jsonl import JsonlStore
+
+    store = JsonlStore(out)
+    for path in (store.articles_path, store.dead_letters_path):
+        path.unlink(missing_ok=True)
+    with ExitStack() as stack:
+        redis_url = base.redis_url
+        if redis_url is None:
+            from worker.embedded import embedded_redis
+
+            redis_url = stack.enter_context(embedded_redis())
+            err.print("[dim]started an embedded Redis (set INGEST_REDIS_URL to use your own)[/dim]")
+        settings = base.model_copy(update={"redis_url": redis_url, "output_dir": out.resolve()})
+        _check_redis(settings)
+        env = {**os.environ, "INGEST_REDIS_URL": redis_url, "INGEST_OUTPUT_DIR": str(out.resolve())}
+        log_path = out / "workers.log"
+        log_file = stack.enter_context(log_path.open("ab"))
+        workers = [
+            _spawn_worker("fetch", fetch_concurrency or settings.fetch_concurrency, env, log_file),
+            _spawn_worker("cpu", cpu_workers or settings.cpu_concurrency or os.cpu_count() or 1, env, log_file),
+        ]
+        stack.callback(_stop_workers, workers)
+        from worker.producer import enqueue
+
+        result = enqueue(urls, settings=settings)
+        err.print(f"batch [bold]{result.batch}[/bold]: {result.total} URLs enqueued"
+                  + (f" ({result.repeated} repeats skipped)" if result.repeated else ""))
+        status = _wait_for_batch(settings, result.batch, workers, timeout, log_path)
+    _print_summary(status.as_dict(), store)
+    if not status.done:
+        raise typer.Exit(1)
+
+
+def _spawn_worker(queue: str, concurrency: int, env: dict[str, str], log_file: object) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "worker", "worker", "--queues", queue, "--concurrency", str(concurrency)]
+    return subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file, start_new_session=True)  # type: ignore[arg-type]
+
+
+def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    """Warm shutdown (finish running tasks), then kill what is left after 30 s."""
+    for process in workers:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for process in workers:
+        try:
+            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _wait_for_batch(settings: Settings, batch: str, workers: list[subprocess.Popen[bytes]], timeout: float | None, log_path: Path):  # type: ignore[no-untyped-def]
+    ledger = _ledger(settings)
+    started = time.monotonic()
+    columns = (TextColumn("[bold]ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=False) as progress:
+        status = ledger.status(batch)
+        assert status is not None
+        task = progress.add_task("ingest", total=status.total, detail="")
+        while True:
+            status = ledger.status(batch)
+            assert status is not None
+            outcomes = status.outcomes
+            detail = " ".join(f"{name}={outcomes.get(name, 0)}" for name in ("published", "duplicate", "dead"))
+            progress.update(task, completed=status.accounted, detail=detail)
+            if status.done:
+                return status
+            dead = [process for process in workers if process.poll() is not None]
+            if dead:
+                err.print(f"[red]error:[/red] a worker process exited (code {dead[0].returncode}); see {log_path}")
+                return status
+            if timeout is not None and time.monotonic() - started > timeout:
+                err.print(f"[red]error:[/red] timed out after {timeout:.0f}s with {status.total - status.accounted} URLs pending")
+                return status
+            time.sleep(0.25)
+
+
+def _print_summary(status: dict[str, object], store: object) -> None:
+    from stores.jsonl import JsonlStore
+
+    assert isinstance(store, JsonlStore)
+    table = Table(title=f"batch {status['batch']}", show_header=False)
+    outcomes = status["outcomes"]
+    assert isinstance(outcomes, dict)
+    table.add_row("URLs", str(status["total"]))
+    for name, count in outcomes.items():
+        table.add_row(name, str(count))
+    reasons = status["dead_letter_reasons"]
+    assert isinstance(reasons, dict)
+    for reason, count in sorted(reasons.items()):
+        table.add_row(f"  dead: {reason}", str(count))
+    table.add_row("articles", str(store.articles_path))
+    table.add_row("dead letters", str(store.dead_letters_path))
+    err.print(table)
+
+
+@cli.command()
+def enqueue(
+    urls_file: Annotated[str, typer.Argument(help="File with one URL per line, or - for stdin.")],
+) -> None:
+    """Enqueue the URLs of URLS_FILE as one batch and print the batch id."""
+    settings = get_settings()
+    _check_redis(settings)
+    from worker.producer import enqueue as send, read_urls
+
+    with _open_urls(urls_file) as handle:
+        result = send(read_urls(handle), settings=settings)
+    err.print(f"{result.total} URLs enqueued" + (f", {result.repeated} repeats skipped" if result.repeated else ""))
+    typer.echo(result.batch)
+
+
+@cli.command()
+def worker(
+    queues: Annotated[str, typer.Option(help="Comma-separated: fetch, cpu.")] = "fetch,cpu",
+    concurrency: Annotated[int | None, typer.Option(help="Threads (fetch) or processes (cpu).")] = None,
+    pool: Annotated[str | None, typer.Option(help="Celery pool: threads, prefork, solo (default by queue).")] = None,
+) -> None:
+    """Run a Celery worker on the given queues (fetch: threads pool; cpu: prefork)."""
+    settings = get_settings()
+    chosen = [name.strip() for name in queues.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(QUEUE_CHOICES))
+    if unknown or not chosen:
+        err.print(f"[red]error:[/red] unknown queue(s) {unknown or queues!r}; choose from {', '.join(QUEUE_CHOICES)}")
+        raise typer.Exit(2)
+    fetch_only = chosen == ["fetch"]
+    pool = pool or ("threads" if fetch_only else "prefork")
+    if concurrency is None:
+        concurrency = settings.fetch_concurrency if fetch_only else (settings.cpu_concurrency or os.cpu_count() or 1)
+    names = [settings.fetch_queue if name == "fetch" else settings.cpu_queue for name in chosen]
+    from worker.app import app
+
+    argv = [
+        "worker",
+        "--queues", ",".join(names),
+        "--pool", pool,
+        "--concurrency", str(concurrency),
+        "--hostname", f"{'-'.join(chosen)}-{os.getpid()}@%h",
+        "--loglevel", settings.log_level,
+        "--without-mingle",
+        "--without-gossip",
+        "--task-events",
+    ]
+    app.worker_main(argv)
+
+
+@cli.command()
+def status(
+    batch: Annotated[str | None, typer.Argument(help="Batch id; omit to list recent batches.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Per-stage and per-outcome counts of a batch (or of the recent batches)."""
+    settings = get_settings()
+    _check_redis(settings)
+    ledger = _ledger(settings)
+    batches = [batch] if batch else ledger.recent_batches()
+    found = [ledger.status(name) for name in batches]
+    if batch and found[0] is None:
+        err.print(f"[red]error:[/red] no batch {batch!r} in {settings.effective_redis_url} (unknown or expired)")
+        raise typer.Exit(1)
+    rows = [item.as_dict() for item in found if item is not None]
+    if as_json:
+        typer.echo(json.dumps(rows[0] if batch else rows, indent=2))
+        return
+    from worker.pipeline import STAGES
+
+    table = Table("batch", "total", "pending", "published", "duplicate", "dead", *STAGES)
+    for row in rows:
+        outcomes, stages = row["outcomes"], row["stages"]
+        table.add_row(
+            row["batch"], str(row["total"]), str(row["pending"]),
+            *(str(outcomes[name]) for name in ("published", "duplicate", "dead")),
+            *(str(stages.get(name, 0)) for name in STAGES),
+        )
+    Console().print(table)
+    for row in rows:
+        if row["dead_letter_reasons"]:
+            reasons = ", ".join(f"{k}={v}" for k, v in sorted(row["dead_letter_reasons"].items()))
+            Console().print(f"{row['batch']} dead letters: {reasons}")
+
+
+@cli.command()
+def extract(
+    files: Annotated[list[Path], typer.Argument(help="HTML files (.html or .html.gz).")],
+    url: Annotated[str | None, typer.Option(help="URL of the page (default: the file's file:// URI).")] = None,
+    entities: Annotated[bool, typer.Option(help="Run the entities stage.")] = True,
+) -> None:
+    """Run language, clean and entities on local pages; print one JSON record per line."""
+    from tasks.entities import registry_for
+    from tasks.errors import IngestError
+    from worker.offline import process_html, read_html_file
+
+    settings = get_settings()
+    registry = registry_for(settings.spacy_models) if entities else None
+    failures = 0
+    for path in files:
+        try:
+            html = read_html_file(path)
+        except OSError as exc:
+            err.print(f"[red]error:[/red] cannot read {path}: {exc}")
+            failures += 1
+            continue
+        page_url = url or path.resolve().as_uri()
+        try:
+            record = process_html(html, page_url, settings, registry)
+        except IngestError as exc:
+            err.print(f"[yellow]{path}: {exc.reason}: {exc}[/yellow]")
+            failures += 1
+            continue
+        typer.echo(record.model_dump_json())
+    if failures == len(files):
+        raise typer.Exit(1)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of the article record."""
+    from tasks.record import ArticleRecord, DeadLetter
+
+    document = ArticleRecord.model_json_schema()
+    document["$defs"] = {**document.get("$defs", {}), "DeadLetter": DeadLetter.model_json_schema()}
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    typer.echo(json.dumps(document, indent=2))
+
+
+@cli.command("settings")
+def show_settings() -> None:
+    """Print the settings in force (from INGEST_* variables)."""
+    typer.echo(get_settings().model_dump_json(indent=2))
+
+
+def main() -> None:
+    """Console-script entry point."""
+    from worker.logging import configure_logging
+
+    configure_logging(get_settings())
+    cli()

@@ -1,0 +1,36 @@
+"""The chain of stages, built in one place.
+
+fetch (fetch queue, I/O pool) -> language -> clean -> entities -> dedup -> publish
+(CPU queue, prefork). Each message carries a :class:`tasks.record.Job`; the page body
+travels by reference (a Redis key), never inside the messages.
+"""
+
+from __future__ import annotations
+
+from celery import chain
+from celery.canvas import Signature
+
+from tasks.clean import clean
+from tasks.dedup import dedup
+from tasks.entities import entities
+from tasks.fetch import fetch
+from tasks.language import language
+from tasks.publish import publish
+from config import Settings
+from tasks.record import Job
+
+#: Stage names in chain order, as the ledger and ``ingest status`` report them.
+STAGES = ("fetch", "language", "clean", "entities", "dedup", "publish")
+
+
+def build_chain(job: Job, settings: Settings) -> Signature:
+    """The Celery chain that takes one URL from fetch to publish, on these settings' queues."""
+    cpu = settings.cpu_queue
+    return chain(
+        fetch.s(job.model_dump(mode="json")).set(queue=settings.fetch_queue),
+        language.s().set(queue=cpu),
+        clean.s().set(queue=cpu),
+        entities.s().set(queue=cpu),
+        dedup.s().set(queue=cpu),
+        publish.s().set(queue=cpu),
+    )

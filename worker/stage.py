@@ -1,0 +1,135 @@
+"""What every stage task shares: context binding, timing, retries and dead letters.
+
+A stage is a pure function ``Job -> Job``; :func:`run_stage` is the thin layer that turns it
+into a well-behaved Celery task (like a dramatiq middleware, written out once):
+
+* logs are bound with ``url``, ``batch``, ``stage`` and ``task_id``;
+* :class:`TransientError` is retried with exponential backoff and jitter (or the server's
+  ``Retry-After``) up to ``max_retries``, then dead-lettered;
+* :class:`PermanentError`, a soft time limit and any unexpected exception end the URL as
+  exactly one dead letter, and the chain stops (``Ignore``) while the worker keeps going;
+* a message redelivered more than ``max_deliveries`` times (it keeps killing its worker) is
+  dead-lettered as ``worker_lost`` instead of looping forever.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import Any
+
+import structlog
+from celery import Task
+from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
+
+from config import Settings, get_settings
+from stores.bodies import BodyStore
+from stores.jsonl import JsonlStore
+from stores.ledger import Ledger
+from stores.redis_client import client_for
+from tasks.errors import IngestError, TransientError
+from tasks.record import DeadLetter, Job
+
+log = structlog.stdlib.get_logger("ingest.stage")
+
+
+class StageTask(Task):  # type: ignore[misc]
+    """Base class of the stage tasks: gives them the stores, created once per process."""
+
+    abstract = True
+
+    @cached_property
+    def settings(self) -> Settings:
+        """Settings in force in this worker process."""
+        return get_settings()
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        """The batch ledger."""
+        return Ledger(client_for(self.settings), self.settings.key_prefix, self.settings.batch_ttl)
+
+    @cached_property
+    def bodies(self) -> BodyStore:
+        """Page bodies stored by the fetch stage."""
+        return BodyStore(client_for(self.settings), self.settings.key_prefix, self.settings.body_ttl)
+
+    @cached_property
+    def jsonl(self) -> JsonlStore:
+        """The JSONL store."""
+        return JsonlStore(self.settings.output_dir)
+
+
+def run_stage(
+    task: StageTask, stage: str, payload: dict[str, Any], work: Callable[[Job], Job]
+) -> dict[str, Any]:
+    """Run ``work`` on the job in ``payload`` as stage ``stage`` of ``task``."""
+    job = Job.model_validate(payload)
+    retries = int(task.request.retries or 0)
+    structlog.contextvars.bind_contextvars(
+        url=job.record.url, batch=job.batch, stage=stage, task_id=task.request.id
+    )
+    settings = task.settings
+    deliveries = task.ledger.count_delivery(task.request.id or "local", retries)
+    if deliveries > settings.max_deliveries:
+        dead_letter(task, job, stage, "worker_lost", f"delivered {deliveries} times", retries + 1)
+        raise Ignore()
+    started = time.perf_counter()
+    try:
+        result = work(job)
+    except TransientError as exc:
+        if retries < settings.max_retries:
+            countdown = _backoff(settings, retries, exc.retry_after)
+            log.warning("stage.retry", reason=exc.reason, error=str(exc), countdown=countdown)
+            task.ledger.retried(job.batch, stage)
+            raise task.retry(exc=exc, countdown=countdown, max_retries=settings.max_retries) from exc
+        dead_letter(task, job, stage, exc.reason, str(exc), retries + 1)
+        raise Ignore() from exc
+    except IngestError as exc:
+        dead_letter(task, job, stage, exc.reason, str(exc), retries + 1)
+        raise Ignore() from exc
+    except SoftTimeLimitExceeded as exc:
+        dead_letter(task, job, stage, "timeout", "stage exceeded its soft time limit", retries + 1)
+        raise Ignore() from exc
+    except (Ignore, Retry):
+        raise
+    except Exception as exc:
+        log.exception("stage.crashed")
+        dead_letter(task, job, stage, "internal_error", f"{type(exc).__name__}: {exc}", retries + 1)
+        raise Ignore() from exc
+    elapsed = time.perf_counter() - started
+    result = result.model_copy(update={"record": result.record.with_timing(stage, elapsed)})
+    task.ledger.stage_done(job.batch, stage)
+    log.info("stage.done", seconds=round(elapsed, 4))
+    return result.model_dump(mode="json")
+
+
+def dead_letter(
+    task: StageTask, job: Job, stage: str, reason: str, error: str, attempts: int
+) -> None:
+    """End the job's URL as one dead letter (in Redis and in dead-letters.jsonl)."""
+    letter = DeadLetter(
+        id=job.record.id,
+        url=job.record.url,
+        batch=job.batch,
+        stage=stage,
+        reason=reason,
+        error=error[:2000],
+        attempts=attempts,
+        failed_at=datetime.now(UTC),
+    )
+    if task.ledger.claim_dead_letter(letter):
+        task.jsonl.write_dead_letter(letter)
+        log.warning("stage.dead_letter", reason=reason, error=error[:500], attempts=attempts)
+    if job.body_key:
+        task.bodies.delete(job.body_key)
+
+
+def _backoff(settings: Settings, retries: int, retry_after: float | None) -> float:
+    """Seconds before the next try: the server's Retry-After, else exponential with jitter."""
+    if retry_after is not None:
+        return min(retry_after, 600.0)
+    base = settings.retry_backoff_base * (2**retries)
+    return round(base * random.uniform(0.5, 1.5), 3)
