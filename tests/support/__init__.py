@@ -1,0 +1,1 @@
+"""Real parts for the tests: loopback HTTP servers, worker processes, service discovery."""

@@ -1,0 +1,86 @@
+"""Real Celery worker processes for integration tests, started as a user starts them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from config import Settings
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The ``INGEST_*`` environment that reproduces ``settings`` in another process."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("INGEST_")}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, dict | list):
+            text = json.dumps(value)
+        else:
+            text = str(value)
+        env[f"INGEST_{name.upper()}"] = text
+    env.setdefault("INGEST_LOG_JSON", "true")
+    return env
+
+
+@contextmanager
+def running_workers(
+    settings: Settings,
+    log_dir: Path,
+    queues: tuple[str, ...] = ("fetch", "cpu"),
+    concurrency: dict[str, int] | None = None,
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Start one ``ingest worker`` process per queue; stop them (warm, then kill) on exit."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    env = settings_env(settings)
+    processes: list[subprocess.Popen[bytes]] = []
+    logs = []
+    try:
+        for index, queue in enumerate(queues):
+            log = (log_dir / f"worker-{index}-{queue}.log").open("wb")
+            logs.append(log)
+            command = [sys.executable, "-m", "worker", "worker", "--queues", queue]
+            if concurrency and queue in concurrency:
+                command += ["--concurrency", str(concurrency[queue])]
+            processes.append(
+                subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
+            )
+        yield processes
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for process in processes:
+            try:
+                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        for log in logs:
+            log.close()
+
+
+def wait_for_batch(settings: Settings, batch: str, timeout: float = 120.0) -> dict[str, object]:
+    """Poll the ledger until every URL of ``batch`` has an outcome; the final status."""
+    from stores.ledger import Ledger
+    from stores.redis_client import client_for
+
+    ledger = Ledger(client_for(settings), settings.key_prefix, settings.batch_ttl)
+    deadline = time.monotonic() + timeout
+    while True:
+        status = ledger.status(batch)
+        if status is not None and status.done:
+            return status.as_dict()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"batch {batch} not done after {timeout}s: {status and status.as_dict()}")
+        time.sleep(0.2)
