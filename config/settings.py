@@ -21,9 +21,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 class Settings(BaseSettings):
     """Runtime configuration, read from ``INGEST_*`` environment variables."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="INGEST_", env_file=".env", extra="ignore", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="INGEST_", env_file=".env", extra="ignore", frozen=True)
 
     # --- Broker, coordination and stores -------------------------------------------------
     redis_url: str | None = Field(
@@ -56,9 +54,7 @@ class Settings(BaseSettings):
     )
     fetch_connect_timeout: float = Field(default=5.0, description="Seconds to connect.")
     fetch_read_timeout: float = Field(default=15.0, description="Seconds between two reads.")
-    fetch_deadline: float = Field(
-        default=30.0, description="Seconds for a whole request, body included."
-    )
+    fetch_deadline: float = Field(default=30.0, description="Seconds for a whole request, body included.")
     fetch_max_bytes: int = Field(
         default=10_000_000, description="Cap on the decompressed body size, in bytes."
     )

@@ -34,7 +34,7 @@ class BodyStore:
         data = self._client.get(key)
         if data is None:
             raise PermanentError(f"page body {key} expired or missing", reason="body_expired")
-        return zlib.decompress(data).decode("utf-8")  # type: ignore[arg-type]
+        return zlib.decompress(data).decode("utf-8")
 
     def delete(self, key: str) -> None:
         """Free the body once the record is published."""

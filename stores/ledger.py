@@ -1,8 +1,7 @@
 """The batch ledger in Redis: what was enqueued, how far it got, how each URL ended.
 
-Every URL of a batch ends with exactly one outcome (``published``, ``duplicate`` or
-``dead``). The outcome is claimed atomically with ``HSETNX`` inside a Lua script, so a
-redelivered or retried task can never count, publish or dead-letter a URL twice: only the
+Every URL of a batch ends with exactly one outcome (see :data:`OUTCOMES`). The outcome is
+claimed atomically with ``HSETNX`` inside a Lua script, so a redelivered or retried task can never count, publish or dead-letter a URL twice: only the
 caller that wins the claim writes to the file stores.
 """
 
@@ -16,7 +15,11 @@ import redis
 
 from tasks.record import DeadLetter
 
-OUTCOMES = ("published", "duplicate", "dead")
+#: How a URL can end. ``published``: a record was written; ``duplicate``: a record was
+#: written with ``duplicate_of`` set (or dropped, if so configured); ``unchanged``: a
+#: conditional re-fetch answered 304; ``seen``: already ingested inside the re-ingest window;
+#: ``dead``: a dead letter was written.
+OUTCOMES = ("published", "duplicate", "unchanged", "seen", "dead")
 
 _CLAIM_OUTCOME = """
 -- KEYS: outcomes hash, batch hash, dead-letter hash
@@ -128,11 +131,11 @@ class Ledger:
     def dead_letters(self, batch: str) -> list[DeadLetter]:
         """The batch's dead letters, as kept in Redis."""
         raw = self._client.hvals(self._key(batch, "dead"))
-        return [DeadLetter.model_validate_json(item) for item in raw]  # type: ignore[union-attr]
+        return [DeadLetter.model_validate_json(item) for item in raw]
 
     def status(self, batch: str) -> BatchStatus | None:
         """The batch's counts, or None if no such batch is known (or it expired)."""
-        raw: dict[bytes, bytes] = self._client.hgetall(self._key(batch))  # type: ignore[assignment]
+        raw: dict[bytes, bytes] = self._client.hgetall(self._key(batch))
         if not raw:
             return None
         fields = {key.decode(): value.decode() for key, value in raw.items()}
@@ -156,4 +159,4 @@ class Ledger:
     def recent_batches(self, limit: int = 20) -> list[str]:
         """Most recent batch ids first."""
         raw = self._client.zrevrange(f"{self._prefix}:batches", 0, limit - 1)
-        return [item.decode() for item in raw]  # type: ignore[union-attr]
+        return [item.decode() for item in raw]

@@ -62,7 +62,7 @@ class PostgresStore:
             conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
             self._local.conn = conn
         if not self._schema_ready:
-            conn.execute(SCHEMA.format(table=self.table))  # type: ignore[arg-type]
+            conn.execute(SCHEMA.format(table=self.table))
             self._schema_ready = True
         return conn
 
@@ -80,7 +80,7 @@ class PostgresStore:
             "fetched_at": record.fetched_at,
             "record": Jsonb(record.model_dump(mode="json")),
         }
-        self._connection().execute(UPSERT.format(table=self.table), params)  # type: ignore[arg-type]
+        self._connection().execute(UPSERT.format(table=self.table), params)
 
     def close(self) -> None:
         """Close this thread's connection."""

@@ -46,10 +46,11 @@ def clean_article(html: str, url: str | None = None, language: str | None = None
         include_images=False,
         include_links=False,
     )
-    text = _paragraphs(document.text if document is not None else None)
+    if document is None or isinstance(document, dict):
+        raise PermanentError("no article text found on the page", reason="no_text")
+    text = _paragraphs(document.text)
     if not text:
         raise PermanentError("no article text found on the page", reason="no_text")
-    assert document is not None
     site_name = document.sitename or None
     return CleanArticle(
         text=text,

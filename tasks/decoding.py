@@ -18,7 +18,10 @@ _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 #: Types that may hold HTML when a server does not know better.
 _GENERIC_TYPES = frozenset({"", "text/plain", "application/octet-stream", "application/xml", "text/xml"})
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([a-zA-Z0-9_.:-]+)""", re.IGNORECASE)
-_HTML_START = re.compile(rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body|meta|title|div|p)\b", re.IGNORECASE | re.DOTALL)
+_HTML_START = re.compile(
+    rb"^\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*<(?:!doctype\s+html|html|head|body|meta|title|div|p)\b",
+    re.IGNORECASE | re.DOTALL,
+)
 _BINARY_MAGIC = (b"%PDF", b"\x89PNG", b"GIF8", b"\xff\xd8\xff", b"PK\x03\x04", b"\x1f\x8b", b"ID3", b"OggS")
 
 
@@ -48,7 +51,11 @@ def ensure_html(content_type: str | None, head: bytes) -> None:
 
 def decode_html(body: bytes, content_type: str | None = None) -> str:
     """The page as text, with the charset from BOM, header, ``<meta>`` or detection."""
-    for bom, codec in ((codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16")):
+    for bom, codec in (
+        (codecs.BOM_UTF8, "utf-8"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
+    ):
         if body.startswith(bom):
             return body.decode(codec, errors="replace").lstrip("\ufeff")
     declared = header_charset(content_type)

@@ -38,7 +38,15 @@ LABEL_MAP: dict[str, str] = {
     "LAW": "MISC",
     "LANGUAGE": "MISC",
 }
-_NOT_NER = ("tagger", "morphologizer", "parser", "attribute_ruler", "lemmatizer", "senter", "trainable_lemmatizer")
+_NOT_NER = (
+    "tagger",
+    "morphologizer",
+    "parser",
+    "attribute_ruler",
+    "lemmatizer",
+    "senter",
+    "trainable_lemmatizer",
+)
 _QUOTES = "\"'«»“”„‘’‹›`"
 
 
@@ -111,7 +119,9 @@ def merge_mentions(mentions: list[Mention], method: str) -> list[Entity]:
     return sorted(entities, key=lambda entity: entity.first_offset)
 
 
-def extract_entities(text: str, language: str | None, registry: ModelRegistry, max_chars: int) -> list[Entity]:
+def extract_entities(
+    text: str, language: str | None, registry: ModelRegistry, max_chars: int
+) -> list[Entity]:
     """Entities of ``text`` with the pipeline for ``language``; [] when there is none."""
     found = registry.get(language)
     if found is None or not text:

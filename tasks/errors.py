@@ -55,3 +55,17 @@ class PermanentError(IngestError):
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message, reason=reason)
+
+
+class StopPipeline(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Ends a URL's chain early with a non-failure outcome (see ``stores.ledger.OUTCOMES``).
+
+    Raised by a stage when there is nothing more to do, e.g. ``unchanged`` (the server
+    answered 304 to a conditional request) or ``seen`` (the URL was ingested inside the
+    re-ingest window). The URL is counted under ``outcome`` and no record is written.
+    """
+
+    def __init__(self, outcome: str, detail: str = "") -> None:
+        super().__init__(detail or outcome)
+        self.outcome = outcome
+        self.detail = detail

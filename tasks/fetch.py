@@ -56,9 +56,7 @@ def check_host(host: str, port: int, *, allow_private: bool) -> None:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
         if not address.is_global or address.is_multicast:
-            raise PermanentError(
-                f"{host} resolves to non-public address {address}", reason="blocked_address"
-            )
+            raise PermanentError(f"{host} resolves to non-public address {address}", reason="blocked_address")
 
 
 def fetch_page(url: str, client: httpx.Client, settings: Settings) -> FetchedPage:
@@ -89,9 +87,7 @@ def fetch_page(url: str, client: httpx.Client, settings: Settings) -> FetchedPag
             raise TransientError(f"timed out: {exc!r}", reason="timeout") from exc
         except httpx.TransportError as exc:
             raise TransientError(f"connection failed: {exc!r}", reason="connect_error") from exc
-    raise PermanentError(
-        f"more than {settings.fetch_max_redirects} redirects", reason="too_many_redirects"
-    )
+    raise PermanentError(f"more than {settings.fetch_max_redirects} redirects", reason="too_many_redirects")
 
 
 def _raise_for_status(response: httpx.Response) -> None:
@@ -99,9 +95,7 @@ def _raise_for_status(response: httpx.Response) -> None:
     if 200 <= status < 300:
         return
     if status in _RETRY_CODES:
-        raise TransientError(
-            f"HTTP {status}", reason="server_error", retry_after=_retry_after(response)
-        )
+        raise TransientError(f"HTTP {status}", reason="server_error", retry_after=_retry_after(response))
     if status >= 500:
         raise TransientError(f"HTTP {status}", reason="server_error")
     raise PermanentError(f"HTTP {status}", reason="http_error")
@@ -144,9 +138,7 @@ def http_client(settings: Settings) -> httpx.Client:
     client: httpx.Client | None = getattr(_local, "client", None)
     if client is None:
         client = httpx.Client(
-            timeout=httpx.Timeout(
-                settings.fetch_read_timeout, connect=settings.fetch_connect_timeout
-            ),
+            timeout=httpx.Timeout(settings.fetch_read_timeout, connect=settings.fetch_connect_timeout),
             headers={"User-Agent": settings.user_agent, "Accept": "text/html,application/xhtml+xml"},
             follow_redirects=False,
             limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
@@ -174,4 +166,3 @@ def fetch(self: StageTask, job: dict[str, Any]) -> dict[str, Any]:
         return current.model_copy(update={"record": record, "body_key": body_key})
 
     return run_stage(self, STAGE, job, stage)
-

@@ -37,8 +37,7 @@ def sketch(html: str, max_chars: int) -> PageSketch:
     declared = root.get("lang") or root.get("{http://www.w3.org/XML/1998/namespace}lang")
     if not declared:
         metas = root.xpath(
-            "//meta[translate(@http-equiv,'CONTENT-LANGUAGE','content-language')"
-            "='content-language']/@content"
+            "//meta[translate(@http-equiv,'CONTENT-LANGUAGE','content-language')='content-language']/@content"
         )
         declared = metas[0] if metas else None
     titles = root.xpath("//title/text()")

@@ -60,9 +60,7 @@ class ArticleRecord(BaseModel):
     duplicate_of: str | None = Field(
         default=None, description="`id` of the first-seen copy of this text, null if first."
     )
-    pipeline: dict[str, float] = Field(
-        default_factory=dict, description="Seconds spent per stage."
-    )
+    pipeline: dict[str, float] = Field(default_factory=dict, description="Seconds spent per stage.")
 
     def with_timing(self, stage: str, seconds: float) -> ArticleRecord:
         """A copy with the stage's duration recorded."""

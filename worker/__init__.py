@@ -14,9 +14,7 @@ if TYPE_CHECKING:
     from worker.producer import EnqueueResult
 
 
-def enqueue(
-    urls: Iterable[str], settings: Settings | None = None, batch: str | None = None
-) -> EnqueueResult:
+def enqueue(urls: Iterable[str], settings: Settings | None = None, batch: str | None = None) -> EnqueueResult:
     """Send URLs down the pipeline as one batch (see :func:`worker.producer.enqueue`)."""
     from worker.producer import enqueue as _enqueue
 

@@ -16,7 +16,7 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import IO, Annotated, TextIO
 
 import typer
 from rich.console import Console
@@ -25,7 +25,9 @@ from rich.table import Table
 
 from config import Settings, get_settings
 
-cli = typer.Typer(help="news-ingest: fetch, clean, enrich and deduplicate news articles.", no_args_is_help=True)
+cli = typer.Typer(
+    help="news-ingest: fetch, clean, enrich and deduplicate news articles.", no_args_is_help=True
+)
 err = Console(stderr=True)
 
 QUEUE_CHOICES = ("fetch", "cpu")
@@ -41,7 +43,7 @@ def _open_urls(urls_file: str) -> TextIO:
     return path.open(encoding="utf-8")
 
 
-def _ledger(settings: Settings):  # type: ignore[no-untyped-def]
+def _ledger(settings: Settings):
     from stores.ledger import Ledger
     from stores.redis_client import client_for
 
@@ -67,7 +69,9 @@ def run(
     out: Annotated[Path, typer.Option(help="Directory for articles.jsonl and dead-letters.jsonl.")] = Path(
         "ingest-output"
     ),
-    cpu_workers: Annotated[int | None, typer.Option(help="CPU worker processes (default: one per core).")] = None,
+    cpu_workers: Annotated[
+        int | None, typer.Option(help="CPU worker processes (default: one per core).")
+    ] = None,
     fetch_concurrency: Annotated[int | None, typer.Option(help="Requests in flight.")] = None,
     timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
 ) -> None:
@@ -100,23 +104,29 @@ def run(
         log_file = stack.enter_context(log_path.open("ab"))
         workers = [
             _spawn_worker("fetch", fetch_concurrency or settings.fetch_concurrency, env, log_file),
-            _spawn_worker("cpu", cpu_workers or settings.cpu_concurrency or os.cpu_count() or 1, env, log_file),
+            _spawn_worker(
+                "cpu", cpu_workers or settings.cpu_concurrency or os.cpu_count() or 1, env, log_file
+            ),
         ]
         stack.callback(_stop_workers, workers)
         from worker.producer import enqueue
 
         result = enqueue(urls, settings=settings)
-        err.print(f"batch [bold]{result.batch}[/bold]: {result.total} URLs enqueued"
-                  + (f" ({result.repeated} repeats skipped)" if result.repeated else ""))
+        err.print(
+            f"batch [bold]{result.batch}[/bold]: {result.total} URLs enqueued"
+            + (f" ({result.repeated} repeats skipped)" if result.repeated else "")
+        )
         status = _wait_for_batch(settings, result.batch, workers, timeout, log_path)
     _print_summary(status.as_dict(), store)
     if not status.done:
         raise typer.Exit(1)
 
 
-def _spawn_worker(queue: str, concurrency: int, env: dict[str, str], log_file: object) -> subprocess.Popen[bytes]:
+def _spawn_worker(
+    queue: str, concurrency: int, env: dict[str, str], log_file: IO[bytes]
+) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "worker", "worker", "--queues", queue, "--concurrency", str(concurrency)]
-    return subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file, start_new_session=True)  # type: ignore[arg-type]
+    return subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file, start_new_session=True)
 
 
 def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
@@ -133,10 +143,24 @@ def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
             process.wait()
 
 
-def _wait_for_batch(settings: Settings, batch: str, workers: list[subprocess.Popen[bytes]], timeout: float | None, log_path: Path):  # type: ignore[no-untyped-def]
+def _wait_for_batch(
+    settings: Settings,
+    batch: str,
+    workers: list[subprocess.Popen[bytes]],
+    timeout: float | None,
+    log_path: Path,
+):
+    from stores.ledger import OUTCOMES
+
     ledger = _ledger(settings)
     started = time.monotonic()
-    columns = (TextColumn("[bold]ingesting"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"), TimeElapsedColumn())
+    columns = (
+        TextColumn("[bold]ingesting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=err, transient=False) as progress:
         status = ledger.status(batch)
         assert status is not None
@@ -145,16 +169,21 @@ def _wait_for_batch(settings: Settings, batch: str, workers: list[subprocess.Pop
             status = ledger.status(batch)
             assert status is not None
             outcomes = status.outcomes
-            detail = " ".join(f"{name}={outcomes.get(name, 0)}" for name in ("published", "duplicate", "dead"))
+            detail = " ".join(f"{name}={outcomes.get(name, 0)}" for name in OUTCOMES if outcomes.get(name))
             progress.update(task, completed=status.accounted, detail=detail)
             if status.done:
                 return status
             dead = [process for process in workers if process.poll() is not None]
             if dead:
-                err.print(f"[red]error:[/red] a worker process exited (code {dead[0].returncode}); see {log_path}")
+                err.print(
+                    f"[red]error:[/red] a worker process exited (code {dead[0].returncode}); see {log_path}"
+                )
                 return status
             if timeout is not None and time.monotonic() - started > timeout:
-                err.print(f"[red]error:[/red] timed out after {timeout:.0f}s with {status.total - status.accounted} URLs pending")
+                err.print(
+                    f"[red]error:[/red] timed out after {timeout:.0f}s"
+                    f" with {status.total - status.accounted} URLs pending"
+                )
                 return status
             time.sleep(0.25)
 
@@ -185,11 +214,14 @@ def enqueue(
     """Enqueue the URLs of URLS_FILE as one batch and print the batch id."""
     settings = get_settings()
     _check_redis(settings)
-    from worker.producer import enqueue as send, read_urls
+    from worker.producer import enqueue as send
+    from worker.producer import read_urls
 
     with _open_urls(urls_file) as handle:
         result = send(read_urls(handle), settings=settings)
-    err.print(f"{result.total} URLs enqueued" + (f", {result.repeated} repeats skipped" if result.repeated else ""))
+    err.print(
+        f"{result.total} URLs enqueued" + (f", {result.repeated} repeats skipped" if result.repeated else "")
+    )
     typer.echo(result.batch)
 
 
@@ -197,29 +229,41 @@ def enqueue(
 def worker(
     queues: Annotated[str, typer.Option(help="Comma-separated: fetch, cpu.")] = "fetch,cpu",
     concurrency: Annotated[int | None, typer.Option(help="Threads (fetch) or processes (cpu).")] = None,
-    pool: Annotated[str | None, typer.Option(help="Celery pool: threads, prefork, solo (default by queue).")] = None,
+    pool: Annotated[
+        str | None, typer.Option(help="Celery pool: threads, prefork, solo (default by queue).")
+    ] = None,
 ) -> None:
     """Run a Celery worker on the given queues (fetch: threads pool; cpu: prefork)."""
     settings = get_settings()
     chosen = [name.strip() for name in queues.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(QUEUE_CHOICES))
     if unknown or not chosen:
-        err.print(f"[red]error:[/red] unknown queue(s) {unknown or queues!r}; choose from {', '.join(QUEUE_CHOICES)}")
+        err.print(
+            f"[red]error:[/red] unknown queue(s) {unknown or queues!r};"
+            f" choose from {', '.join(QUEUE_CHOICES)}"
+        )
         raise typer.Exit(2)
     fetch_only = chosen == ["fetch"]
     pool = pool or ("threads" if fetch_only else "prefork")
     if concurrency is None:
-        concurrency = settings.fetch_concurrency if fetch_only else (settings.cpu_concurrency or os.cpu_count() or 1)
+        concurrency = (
+            settings.fetch_concurrency if fetch_only else (settings.cpu_concurrency or os.cpu_count() or 1)
+        )
     names = [settings.fetch_queue if name == "fetch" else settings.cpu_queue for name in chosen]
     from worker.app import app
 
     argv = [
         "worker",
-        "--queues", ",".join(names),
-        "--pool", pool,
-        "--concurrency", str(concurrency),
-        "--hostname", f"{'-'.join(chosen)}-{os.getpid()}@%h",
-        "--loglevel", settings.log_level,
+        "--queues",
+        ",".join(names),
+        "--pool",
+        pool,
+        "--concurrency",
+        str(concurrency),
+        "--hostname",
+        f"{'-'.join(chosen)}-{os.getpid()}@%h",
+        "--loglevel",
+        settings.log_level,
         "--without-mingle",
         "--without-gossip",
         "--task-events",
@@ -239,20 +283,25 @@ def status(
     batches = [batch] if batch else ledger.recent_batches()
     found = [ledger.status(name) for name in batches]
     if batch and found[0] is None:
-        err.print(f"[red]error:[/red] no batch {batch!r} in {settings.effective_redis_url} (unknown or expired)")
+        err.print(
+            f"[red]error:[/red] no batch {batch!r} in {settings.effective_redis_url} (unknown or expired)"
+        )
         raise typer.Exit(1)
     rows = [item.as_dict() for item in found if item is not None]
     if as_json:
         typer.echo(json.dumps(rows[0] if batch else rows, indent=2))
         return
+    from stores.ledger import OUTCOMES
     from worker.pipeline import STAGES
 
-    table = Table("batch", "total", "pending", "published", "duplicate", "dead", *STAGES)
+    table = Table("batch", "total", "pending", *OUTCOMES, *STAGES)
     for row in rows:
         outcomes, stages = row["outcomes"], row["stages"]
         table.add_row(
-            row["batch"], str(row["total"]), str(row["pending"]),
-            *(str(outcomes[name]) for name in ("published", "duplicate", "dead")),
+            row["batch"],
+            str(row["total"]),
+            str(row["pending"]),
+            *(str(outcomes[name]) for name in OUTCOMES),
             *(str(stages.get(name, 0)) for name in STAGES),
         )
     Console().print(table)
@@ -265,7 +314,9 @@ def status(
 @cli.command()
 def extract(
     files: Annotated[list[Path], typer.Argument(help="HTML files (.html or .html.gz).")],
-    url: Annotated[str | None, typer.Option(help="URL of the page (default: the file's file:// URI).")] = None,
+    url: Annotated[
+        str | None, typer.Option(help="URL of the page (default: the file's file:// URI).")
+    ] = None,
     entities: Annotated[bool, typer.Option(help="Run the entities stage.")] = True,
 ) -> None:
     """Run language, clean and entities on local pages; print one JSON record per line."""

@@ -63,4 +63,4 @@ def _identity(
 
 def get_logger(name: str = "ingest") -> structlog.stdlib.BoundLogger:
     """A logger whose lines carry the bound context variables."""
-    return structlog.stdlib.get_logger(name)  # type: ignore[no-any-return]
+    return structlog.stdlib.get_logger(name)

@@ -51,7 +51,9 @@ def process_html(
         ("clean", lambda current: clean_stage(current, html)),
     ]
     if registry is not None:
-        steps.append(("entities", lambda current: entities_stage(current, registry, settings.entities_max_chars)))
+        steps.append(
+            ("entities", lambda current: entities_stage(current, registry, settings.entities_max_chars))
+        )
     for name, step in steps:
         started = time.perf_counter()
         job = step(job)

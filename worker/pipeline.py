@@ -10,13 +10,13 @@ from __future__ import annotations
 from celery import chain
 from celery.canvas import Signature
 
+from config import Settings
 from tasks.clean import clean
 from tasks.dedup import dedup
 from tasks.entities import entities
 from tasks.fetch import fetch
 from tasks.language import language
 from tasks.publish import publish
-from config import Settings
 from tasks.record import Job
 
 #: Stage names in chain order, as the ledger and ``ingest status`` report them.

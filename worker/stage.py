@@ -8,6 +8,7 @@ into a well-behaved Celery task (like a dramatiq middleware, written out once):
   ``Retry-After``) up to ``max_retries``, then dead-lettered;
 * :class:`PermanentError`, a soft time limit and any unexpected exception end the URL as
   exactly one dead letter, and the chain stops (``Ignore``) while the worker keeps going;
+* :class:`StopPipeline` ends the URL with a non-failure outcome (``unchanged``, ``seen``);
 * a message redelivered more than ``max_deliveries`` times (it keeps killing its worker) is
   dead-lettered as ``worker_lost`` instead of looping forever.
 """
@@ -30,13 +31,13 @@ from stores.bodies import BodyStore
 from stores.jsonl import JsonlStore
 from stores.ledger import Ledger
 from stores.redis_client import client_for
-from tasks.errors import IngestError, TransientError
+from tasks.errors import IngestError, StopPipeline, TransientError
 from tasks.record import DeadLetter, Job
 
 log = structlog.stdlib.get_logger("ingest.stage")
 
 
-class StageTask(Task):  # type: ignore[misc]
+class StageTask(Task):
     """Base class of the stage tasks: gives them the stores, created once per process."""
 
     abstract = True
@@ -79,6 +80,12 @@ def run_stage(
     started = time.perf_counter()
     try:
         result = work(job)
+    except StopPipeline as stop:
+        if task.ledger.claim_outcome(job.batch, job.record.id, stop.outcome):
+            log.info("stage.stopped", outcome=stop.outcome, detail=stop.detail)
+        if job.body_key:
+            task.bodies.delete(job.body_key)
+        raise Ignore() from stop
     except TransientError as exc:
         if retries < settings.max_retries:
             countdown = _backoff(settings, retries, exc.retry_after)
@@ -106,9 +113,7 @@ def run_stage(
     return result.model_dump(mode="json")
 
 
-def dead_letter(
-    task: StageTask, job: Job, stage: str, reason: str, error: str, attempts: int
-) -> None:
+def dead_letter(task: StageTask, job: Job, stage: str, reason: str, error: str, attempts: int) -> None:
     """End the job's URL as one dead letter (in Redis and in dead-letters.jsonl)."""
     letter = DeadLetter(
         id=job.record.id,

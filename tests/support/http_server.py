@@ -46,7 +46,11 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/pages/") and path.removeprefix("/pages/") in self.server.pages:
             self._send(200, "text/html; charset=utf-8", self.server.pages[path.removeprefix("/pages/")])
         elif path == "/report.pdf":
-            self._send(200, "application/pdf", b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n")
+            self._send(
+                200,
+                "application/pdf",
+                b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n",
+            )
         elif path == "/empty":
             self._send(200, "text/html; charset=utf-8", b"<html><body><nav>Home</nav></body></html>")
         elif path.startswith("/redirect/"):
