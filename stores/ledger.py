@@ -1,8 +1,9 @@
 """The batch ledger in Redis: what was enqueued, how far it got, how each URL ended.
 
 Every URL of a batch ends with exactly one outcome (see :data:`OUTCOMES`). The outcome is
-claimed atomically with ``HSETNX`` inside a Lua script, so a redelivered or retried task can never count, publish or dead-letter a URL twice: only the
-caller that wins the claim writes to the file stores.
+claimed atomically with ``HSETNX`` inside a Lua script, so a redelivered or retried task
+can never count, publish or dead-letter a URL twice: only the caller that wins the claim
+writes to the file stores.
 """
 
 from __future__ import annotations
