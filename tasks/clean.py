@@ -20,6 +20,10 @@ from worker.stage import StageTask, run_stage
 
 STAGE = "clean"
 _AUTHOR_SPLIT = re.compile(r"\s*(?:;|,|\band\b|\bund\b|\bet\b|\by\b|&)\s*")
+#: Below both of these, what the extractor found is page chrome ("Home"), not an article.
+#: (Characters count for scripts without spaces between words.)
+MIN_ARTICLE_WORDS = 15
+MIN_ARTICLE_CHARS = 60
 _TITLE_SEPARATORS = (" | ", " - ", " – ", " — ", " :: ", " · ")
 
 
@@ -49,8 +53,8 @@ def clean_article(html: str, url: str | None = None, language: str | None = None
     if document is None or isinstance(document, dict):
         raise PermanentError("no article text found on the page", reason="no_text")
     text = _paragraphs(document.text)
-    if not text:
-        raise PermanentError("no article text found on the page", reason="no_text")
+    if len(text.split()) < MIN_ARTICLE_WORDS and len(text) < MIN_ARTICLE_CHARS:
+        raise PermanentError(f"no article text found on the page ({len(text)} chars)", reason="no_text")
     site_name = document.sitename or None
     return CleanArticle(
         text=text,
