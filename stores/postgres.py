@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from tasks.errors import TransientError
 from tasks.record import ArticleRecord
 
 SCHEMA = """
@@ -62,7 +63,11 @@ class PostgresStore:
             conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
             self._local.conn = conn
         if not self._schema_ready:
-            conn.execute(SCHEMA.format(table=self.table))
+            # Many workers start at once: serialise the CREATE TABLE IF NOT EXISTS, which
+            # is not safe against itself (pg_type unique violation) without a lock.
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.table,))
+                conn.execute(SCHEMA.format(table=self.table))  # type: ignore[arg-type]
             self._schema_ready = True
         return conn
 
@@ -80,10 +85,15 @@ class PostgresStore:
             "fetched_at": record.fetched_at,
             "record": Jsonb(record.model_dump(mode="json")),
         }
-        self._connection().execute(UPSERT.format(table=self.table), params)
+        try:
+            self._connection().execute(UPSERT.format(table=self.table), params)  # type: ignore[arg-type]
+        except psycopg.OperationalError as exc:
+            self.close()
+            raise TransientError(f"PostgreSQL unavailable: {exc}", reason="store_error") from exc
 
     def close(self) -> None:
         """Close this thread's connection."""
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
+            self._local.conn = None

@@ -22,6 +22,7 @@ REASONS: dict[str, str] = {
     "not_html": "The response is not an HTML page.",
     "no_text": "No article text could be extracted from the page.",
     "body_expired": "The fetched body expired from Redis before a later stage read it.",
+    "store_error": "A downstream store (PostgreSQL) was unavailable on every retry.",
     "worker_lost": "The task killed its worker process on every delivery.",
     "internal_error": "An unexpected error in a stage (a bug); see `error`.",
 }
