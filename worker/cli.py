@@ -28,7 +28,7 @@ from config import Settings, get_settings
 cli = typer.Typer(
     help="news-ingest: fetch, clean, enrich and deduplicate news articles.", no_args_is_help=True
 )
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 QUEUE_CHOICES = ("fetch", "cpu")
 

@@ -1,0 +1,114 @@
+"""The ``ingest`` command as a user runs it: subprocesses, no settings beyond what the README says."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from config import Settings
+from tests.support.http_server import serve_pages
+from tests.support.pages import load_pages
+from tests.support.workers import settings_env
+
+INGEST = [sys.executable, "-m", "worker"]
+
+
+def _user_env(**extra: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("INGEST_")}
+    env.update(extra)
+    return env
+
+
+@pytest.mark.integration
+def test_run_on_embedded_redis_accounts_for_every_url(tmp_path: Path) -> None:
+    pages = load_pages()[:3]
+    with serve_pages(pages) as server:
+        urls = [server.url(page.id) for page in pages] + [server.base_url + "/missing"]
+        urls_file = tmp_path / "urls.txt"
+        urls_file.write_text("# sample\n" + "\n".join(urls) + "\n\n", encoding="utf-8")
+        out = tmp_path / "out"
+        completed = subprocess.run(
+            [*INGEST, "run", str(urls_file), "--out", str(out), "--timeout", "240"],
+            env=_user_env(INGEST_FETCH_ALLOW_PRIVATE="true"),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+        )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "embedded Redis" in completed.stderr
+    articles = [json.loads(line) for line in (out / "articles.jsonl").read_text().splitlines()]
+    letters = [json.loads(line) for line in (out / "dead-letters.jsonl").read_text().splitlines()]
+    assert sorted(article["url"] for article in articles) == sorted(urls[:3])
+    assert [(letter["url"], letter["reason"]) for letter in letters] == [(urls[3], "http_error")]
+    assert "published" in completed.stderr and "dead" in completed.stderr
+
+
+def test_run_with_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [*INGEST, "run", str(tmp_path / "nope.txt")], env=_user_env(), capture_output=True, text=True
+    )
+    assert completed.returncode == 2
+    assert "does not exist" in completed.stderr
+
+
+def test_extract_prints_one_record_per_page() -> None:
+    pages = load_pages()[:2]
+    completed = subprocess.run(
+        [*INGEST, "extract", "--no-entities", *(str(page.html_path) for page in pages)],
+        env=_user_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    records = [json.loads(line) for line in completed.stdout.splitlines()]
+    assert [record["url"] for record in records] == [page.html_path.resolve().as_uri() for page in pages]
+    assert [record["language"] for record in records] == [page.language for page in pages]
+    assert all(record["text"] and record["content_hash"] for record in records)
+
+
+def test_extract_uses_given_url() -> None:
+    page = load_pages()[0]
+    completed = subprocess.run(
+        [*INGEST, "extract", "--no-entities", "--url", "https://example.org/a", str(page.html_path)],
+        env=_user_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert json.loads(completed.stdout)["url"] == "https://example.org/a"
+
+
+def test_schema_is_a_json_schema_of_the_record() -> None:
+    completed = subprocess.run([*INGEST, "schema"], env=_user_env(), capture_output=True, text=True)
+    schema = json.loads(completed.stdout)
+    required = {"id", "url", "final_url", "fetched_at", "http_status", "title", "authors", "published_at"}
+    required |= {"language", "text", "entities", "content_hash", "duplicate_of", "pipeline", "schema_version"}
+    assert required <= set(schema["properties"])
+    assert "DeadLetter" in schema["$defs"]
+
+
+@pytest.mark.integration
+def test_enqueue_then_status_reports_the_batch(settings: Settings, tmp_path: Path) -> None:
+    urls_file = tmp_path / "urls.txt"
+    urls_file.write_text("https://example.org/a\nhttps://example.org/b\nhttps://example.org/a\n")
+    env = settings_env(settings)
+    enqueued = subprocess.run(
+        [*INGEST, "enqueue", str(urls_file)], env=env, capture_output=True, text=True, check=True
+    )
+    batch = enqueued.stdout.strip()
+    assert batch.startswith("b-")
+    assert "1 repeats skipped" in enqueued.stderr
+    status = subprocess.run(
+        [*INGEST, "status", batch, "--json"], env=env, capture_output=True, text=True, check=True
+    )
+    report = json.loads(status.stdout)
+    assert report["total"] == 2 and report["pending"] == 2 and report["done"] is False
+    unknown = subprocess.run([*INGEST, "status", "b-nope"], env=env, capture_output=True, text=True)
+    assert unknown.returncode == 1 and "no batch" in unknown.stderr
