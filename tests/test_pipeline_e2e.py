@@ -59,8 +59,9 @@ def test_every_url_ends_once_as_record_or_dead_letter(
 ) -> None:
     settings = pipeline_settings
     pages = load_pages()
-    with serve_pages(pages) as server, running_workers(
-        settings, tmp_path / "logs", concurrency={"fetch": 8, "cpu": 2}
+    with (
+        serve_pages(pages) as server,
+        running_workers(settings, tmp_path / "logs", concurrency={"fetch": 8, "cpu": 2}),
     ):
         page_urls = [server.url(page.id) for page in pages]
         copy_url = server.url(pages[0].id) + "?edition=copy"  # same text, another id
@@ -141,7 +142,9 @@ def test_redelivered_publish_writes_once(
             "app.send_task('ingest.publish', args=[json.loads(sys.argv[1])], queue=sys.argv[2])"
         )
         env = settings_env(settings)
-        subprocess.run([sys.executable, "-c", script, json.dumps(job), settings.cpu_queue], env=env, check=True)
+        subprocess.run(
+            [sys.executable, "-c", script, json.dumps(job), settings.cpu_queue], env=env, check=True
+        )
         ledger = Ledger(client_for(settings), settings.key_prefix, settings.batch_ttl)
         _wait_until(lambda: (ledger.status(result.batch) or _no_status()).stages.get("publish", 0) >= 2)
     assert len(_read_jsonl(settings.output_dir / "articles.jsonl")) == 1
