@@ -1,13 +1,28 @@
-"""Cheap reads of a page's HTML with lxml (about 7 ms a page, 15x faster than bs4)."""
+"""Cheap reads of a page's HTML with lxml (about 2 ms a page; a bs4 parse costs as much as trafilatura).
+
+The page arrives as ``str`` (decoded by :mod:`tasks.decoding`); it is handed to lxml as UTF-8
+bytes with the encoding stated, so a stale ``<meta charset>`` in the page can never make
+lxml decode it a second time (mojibake such as ``GÃ¤rten``).
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import lxml.html
 from lxml import etree
 
-_TEXT_TAGS = ("p", "h1", "h2", "h3", "li", "blockquote")
+_PARSER = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True)
+_TEXT_TAGS = ("p", "h2", "h3", "li", "blockquote")
+#: Containers whose text is never the article: page chrome and consent banners.
+_CHROME_TAGS = frozenset({"header", "footer", "nav", "aside", "form", "button", "figcaption", "noscript"})
+_CHROME_WORDS = ("cookie", "consent", "gdpr", "privacy", "newsletter", "banner", "modal", "popup")
+_XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+#: Paragraphs shorter than this are menus, buttons and labels.
+MIN_PARAGRAPH_CHARS = 40
 
 
 @dataclass(frozen=True)
@@ -21,39 +36,128 @@ class PageSketch:
 
 def parse(html: str) -> etree._Element | None:
     """The lxml tree of ``html``, or None for an empty or unparseable page."""
-    if not html.strip():
+    if not html or not html.strip():
         return None
     try:
-        return lxml.html.document_fromstring(html.encode("utf-8"))
-    except (etree.ParserError, ValueError):
+        root = lxml.html.document_fromstring(html.encode("utf-8", "surrogatepass"), parser=_PARSER)
+    except (etree.ParserError, ValueError, UnicodeError):
         return None
+    return root if root is not None and len(root) else None
 
 
-def sketch(html: str, max_chars: int) -> PageSketch:
-    """The declared language, the ``<title>`` and up to ``max_chars`` of paragraph text."""
-    root = parse(html)
-    if root is None:
-        return PageSketch(None, None, "")
-    declared = root.get("lang") or root.get("{http://www.w3.org/XML/1998/namespace}lang")
-    if not declared:
-        metas = root.xpath(
-            "//meta[translate(@http-equiv,'CONTENT-LANGUAGE','content-language')='content-language']/@content"
-        )
-        declared = metas[0] if metas else None
-    titles = root.xpath("//title/text()")
-    title = " ".join(titles[0].split()) if titles else None
+def declared_language(root: etree._Element) -> str | None:
+    """The page's own language tag: ``<html lang>``, ``xml:lang`` or Content-Language / og:locale."""
+    tag = root.get("lang") or root.get(_XML_LANG)
+    if not tag:
+        for meta in root.iterfind(".//head/meta"):
+            key = (meta.get("http-equiv") or meta.get("property") or meta.get("name") or "").lower()
+            if key in ("content-language", "og:locale", "language", "dc.language"):
+                tag = meta.get("content")
+                if tag:
+                    break
+    return tag.strip() if tag and tag.strip() else None
+
+
+def iter_jsonld(root: etree._Element) -> Iterator[dict[str, Any]]:
+    """Every JSON-LD object of the page, ``@graph`` members and nested lists flattened.
+
+    Pages often hold slightly broken JSON-LD (raw newlines in strings, HTML entities); a block
+    that json cannot read with ``strict=False`` is skipped, never fatal.
+    """
+    for script in root.iterfind(".//script[@type='application/ld+json']"):
+        raw = (script.text or "").strip()
+        if not raw:
+            continue
+        try:
+            data = json.loads(raw, strict=False)
+        except ValueError:
+            continue
+        stack: list[Any] = [data]
+        while stack:
+            item = stack.pop(0)
+            if isinstance(item, list):
+                stack[0:0] = item
+            elif isinstance(item, dict):
+                yield item
+                graph = item.get("@graph")
+                if graph is not None:
+                    stack.insert(0, graph)
+
+
+def drop_code(root: etree._Element) -> None:
+    """Remove script, style and template elements in place (their text is not prose)."""
+    etree.strip_elements(root, "script", "style", "template", "noscript", with_tail=False)
+
+
+def is_chrome(element: etree._Element) -> bool:
+    """True inside header/footer/nav/aside/forms or a cookie/consent/newsletter container."""
+    node: etree._Element | None = element
+    while node is not None:
+        tag = node.tag if isinstance(node.tag, str) else ""
+        if tag in _CHROME_TAGS:
+            return True
+        marker = f"{node.get('class') or ''} {node.get('id') or ''}".lower()
+        if marker.strip() and any(word in marker for word in _CHROME_WORDS):
+            return True
+        node = node.getparent()
+    return False
+
+
+def paragraph_sample(root: etree._Element, max_chars: int) -> str:
+    """Up to ``max_chars`` of paragraph text, from ``<article>``/``<main>`` when the page has one."""
+    scopes = root.xpath("//article | //main | //*[@itemprop='articleBody']")
+    containers = scopes or [root]
+    parts: list[str] = []
+    size = 0
+    seen: set[str] = set()
+    for container in containers:
+        for element in container.iter(*_TEXT_TAGS):
+            text = " ".join(element.text_content().split())
+            if len(text) < MIN_PARAGRAPH_CHARS or text in seen or is_chrome(element):
+                continue
+            seen.add(text)
+            parts.append(text)
+            size += len(text) + 1
+            if size >= max_chars:
+                return " ".join(parts)[:max_chars]
+    if scopes and size < max_chars // 4:  # the <article> held no real paragraphs: read the page
+        return paragraph_sample_all(root, max_chars)
+    return " ".join(parts)[:max_chars]
+
+
+def paragraph_sample_all(root: etree._Element, max_chars: int) -> str:
+    """Paragraph text of the whole page, chrome skipped."""
     parts: list[str] = []
     size = 0
     for element in root.iter(*_TEXT_TAGS):
         text = " ".join(element.text_content().split())
-        if len(text) < 40:  # menus, buttons and labels are short
+        if len(text) < MIN_PARAGRAPH_CHARS or is_chrome(element):
             continue
         parts.append(text)
         size += len(text) + 1
         if size >= max_chars:
             break
-    return PageSketch(
-        declared_language=declared.strip() if declared else None,
-        title=title,
-        text_sample=" ".join(parts)[:max_chars],
-    )
+    return " ".join(parts)[:max_chars]
+
+
+def sketch(html: str, max_chars: int) -> PageSketch:
+    """The declared language, the ``<title>`` and up to ``max_chars`` of article-like text.
+
+    JSON-LD ``articleBody`` is the publisher's own statement of the article text; when the
+    page has one it is the sample, otherwise paragraphs of the article container are.
+    """
+    root = parse(html)
+    if root is None:
+        return PageSketch(None, None, "")
+    titles = root.xpath("//title/text()")
+    title = " ".join(titles[0].split()) if titles else None
+    sample = ""
+    for item in iter_jsonld(root):
+        body = item.get("articleBody")
+        if isinstance(body, str) and len(body) >= MIN_PARAGRAPH_CHARS and "<" not in body[:200]:
+            sample = " ".join(body[: max_chars * 2].split())[:max_chars]
+            break
+    if not sample:
+        drop_code(root)
+        sample = paragraph_sample(root, max_chars)
+    return PageSketch(declared_language=declared_language(root), title=title, text_sample=sample)

@@ -1,72 +1,30 @@
 """Stage 2, language: which language the article is written in.
 
-langdetect (as the user asked) is made deterministic with a fixed seed and fast by reading
-only a sample of the text (it is as accurate on the first 1,000 characters as on a whole
-body, at a tenth of the cost). The page's declared ``lang`` decides when the text is too
-short to judge, and breaks near-ties.
+The detector (:mod:`tasks.langid`: langdetect, seeded and capped at ``sample_chars``, with
+pycld2 and py3langid as second opinions and the page's ``lang`` tag as a tie-breaker) reads
+a sample of the article, not of the page: JSON-LD ``articleBody`` when the page has one,
+else paragraphs of its ``<article>``/``<main>``, skipping headers, footers and consent
+banners (an English cookie notice must not make a German article English). The clean stage
+checks the guess again on the extracted body, which is what the record's ``language`` means.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import dataclass
 from typing import Any
 
-from langdetect import DetectorFactory, detect_langs
-from langdetect.lang_detect_exception import LangDetectException
-
 from tasks.html import sketch
+from tasks.langid import LanguageGuess, detect_language, normalize_code
 from tasks.record import Job
 from worker.app import app
 from worker.stage import StageTask, run_stage
 
+__all__ = ["STAGE", "LanguageGuess", "detect_language", "language_stage", "normalize_code"]
+
 STAGE = "language"
-#: Below this many letters, langdetect's guess is noise; the declared language wins.
-MIN_LETTERS = 20
-
-DetectorFactory.seed = 0
-_detector_lock = threading.Lock()
-
-
-@dataclass(frozen=True)
-class LanguageGuess:
-    """An ISO 639-1 code (or None) and how sure we are of it."""
-
-    language: str | None
-    confidence: float | None
-
-
-def normalize_code(tag: str | None) -> str | None:
-    """``fr-CA`` -> ``fr``; ``zh-cn`` -> ``zh``; junk -> None."""
-    if not tag:
-        return None
-    primary = tag.strip().replace("_", "-").split("-")[0].lower()
-    return primary if len(primary) == 2 and primary.isalpha() else None
-
-
-def detect_language(text: str, declared: str | None = None, sample_chars: int = 1000) -> LanguageGuess:
-    """The language of ``text``, with the page's declared language as a fallback."""
-    declared_code = normalize_code(declared)
-    sample = text[:sample_chars]
-    letters = sum(ch.isalpha() for ch in sample)
-    if letters < MIN_LETTERS:
-        return LanguageGuess(declared_code, 0.5 if declared_code else None)
-    try:
-        with _detector_lock:  # langdetect's seeded factory is shared module state
-            candidates = detect_langs(sample)
-    except LangDetectException:
-        return LanguageGuess(declared_code, 0.5 if declared_code else None)
-    best = candidates[0]
-    code = normalize_code(best.lang)
-    if declared_code and best.prob < 0.9:
-        for candidate in candidates:
-            if normalize_code(candidate.lang) == declared_code:
-                return LanguageGuess(declared_code, round(max(candidate.prob, 0.5), 4))
-    return LanguageGuess(code, round(best.prob, 4))
 
 
 def language_stage(job: Job, html: str, sample_chars: int) -> Job:
-    """Detect the page's language from a sample of its paragraph text."""
+    """Detect the page's language from a sample of its article text (title if it has none)."""
     page = sketch(html, sample_chars)
     guess = detect_language(page.text_sample or (page.title or ""), page.declared_language, sample_chars)
     record = job.record.model_copy(
