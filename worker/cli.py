@@ -76,14 +76,40 @@ def run(
     timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
 ) -> None:
     """Ingest every URL of URLS_FILE with local workers and wait until each is accounted for."""
-    base = get_settings()
     with _open_urls(urls_file) as handle:
         from worker.producer import read_urls
 
         urls = read_urls(handle)
+    _run_job(urls, out, cpu_workers, fetch_concurrency, timeout, {})
+
+
+@cli.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Directory for articles.jsonl and dead-letters.jsonl.")] = Path(
+        "ingest-output"
+    ),
+) -> None:
+    """`ingest run` on the bundled sample pages, served from 127.0.0.1 (works offline)."""
+    from worker.demo import serve_examples
+
+    with serve_examples() as urls:
+        err.print(f"[dim]serving {len(urls)} sample pages on 127.0.0.1 (loopback fetches allowed)[/dim]")
+        _run_job(urls, out, None, None, 600, {"INGEST_FETCH_ALLOW_PRIVATE": "true"})
+
+
+def _run_job(
+    urls: list[str],
+    out: Path,
+    cpu_workers: int | None,
+    fetch_concurrency: int | None,
+    timeout: float | None,
+    worker_env: dict[str, str],
+) -> None:
+    """Start Redis (embedded unless configured) and workers, enqueue, wait, summarise."""
     if not urls:
         err.print("[yellow]no URLs to ingest[/yellow]")
         raise typer.Exit(0)
+    base = get_settings()
     out.mkdir(parents=True, exist_ok=True)
     from stores.jsonl import JsonlStore
 
@@ -99,7 +125,12 @@ def run(
             err.print("[dim]started an embedded Redis (set INGEST_REDIS_URL to use your own)[/dim]")
         settings = base.model_copy(update={"redis_url": redis_url, "output_dir": out.resolve()})
         _check_redis(settings)
-        env = {**os.environ, "INGEST_REDIS_URL": redis_url, "INGEST_OUTPUT_DIR": str(out.resolve())}
+        env = {
+            **os.environ,
+            **worker_env,
+            "INGEST_REDIS_URL": redis_url,
+            "INGEST_OUTPUT_DIR": str(out.resolve()),
+        }
         log_path = out / "workers.log"
         log_file = stack.enter_context(log_path.open("ab"))
         workers = [
@@ -111,13 +142,15 @@ def run(
         stack.callback(_stop_workers, workers)
         from worker.producer import enqueue
 
+        started = time.monotonic()
         result = enqueue(urls, settings=settings)
         err.print(
             f"batch [bold]{result.batch}[/bold]: {result.total} URLs enqueued"
             + (f" ({result.repeated} repeats skipped)" if result.repeated else "")
         )
         status = _wait_for_batch(settings, result.batch, workers, timeout, log_path)
-    _print_summary(status.as_dict(), store)
+        elapsed = time.monotonic() - started
+    _print_summary(status.as_dict(), store, elapsed)
     if not status.done:
         raise typer.Exit(1)
 
@@ -188,7 +221,7 @@ def _wait_for_batch(
             time.sleep(0.25)
 
 
-def _print_summary(status: dict[str, object], store: object) -> None:
+def _print_summary(status: dict[str, object], store: object, elapsed: float) -> None:
     from stores.jsonl import JsonlStore
 
     assert isinstance(store, JsonlStore)
@@ -202,6 +235,9 @@ def _print_summary(status: dict[str, object], store: object) -> None:
     assert isinstance(reasons, dict)
     for reason, count in sorted(reasons.items()):
         table.add_row(f"  dead: {reason}", str(count))
+    table.add_row(
+        "seconds", f"{elapsed:.1f} ({int(str(status['accounted'])) / max(elapsed, 1e-9):.1f} URLs/s)"
+    )
     table.add_row("articles", str(store.articles_path))
     table.add_row("dead letters", str(store.dead_letters_path))
     err.print(table)
