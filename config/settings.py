@@ -64,7 +64,49 @@ class Settings(BaseSettings):
         description="User-Agent sent with every request; include a contact URL.",
     )
     fetch_concurrency: int = Field(
-        default=32, description="Threads of a fetch worker (requests in flight per process)."
+        default=200,
+        description="Tasks a fetch worker runs at once (requests in flight per process).",
+    )
+    fetch_pool: str = Field(
+        default="threads",
+        description="Celery pool of the fetch worker: `threads` or `gevent` (see bench/fetch.py).",
+    )
+    fetch_max_connections: int = Field(
+        default=400, description="Pooled HTTP connections per fetch worker process."
+    )
+    fetch_http2: bool = Field(default=True, description="Offer HTTP/2 to HTTPS servers (ALPN).")
+    fetch_allowed_networks: list[str] = Field(
+        default=[],
+        description="CIDR networks exempt from the SSRF rule, as JSON (e.g. an intranet site the "
+        'operator owns: `["10.20.0.0/16"]`); everything else non-public stays refused.',
+    )
+    host_rate: float = Field(
+        default=1.0,
+        description="Requests per second per host, across all fetch workers together.",
+    )
+    host_rates: dict[str, float] = Field(
+        default={},
+        description='Per-host override of `host_rate`, as JSON: `{"www.example.org": 5}`.',
+    )
+    fetch_defer_horizon: float = Field(
+        default=60.0,
+        description="A URL whose host has no free request slot within this many seconds is "
+        "re-queued to ask again later (it never waits in a worker slot).",
+    )
+    robots_enabled: bool = Field(default=True, description="Obey robots.txt (and its Crawl-delay).")
+    robots_ignore_hosts: list[str] = Field(
+        default=[],
+        description="Hosts whose robots.txt is not consulted (sites the operator owns), as JSON.",
+    )
+    robots_ttl: int = Field(
+        default=24 * 3600, description="Seconds a site's robots.txt stays cached in Redis."
+    )
+    robots_max_crawl_delay: float = Field(
+        default=60.0, description="Cap on a site's Crawl-delay, in seconds."
+    )
+    validators_ttl: int = Field(
+        default=30 * 24 * 3600,
+        description="Seconds a URL's ETag / Last-Modified are kept for conditional re-fetches.",
     )
 
     # --- Task execution -------------------------------------------------------------------
@@ -98,7 +140,50 @@ class Settings(BaseSettings):
     )
     dedup_ttl: int = Field(
         default=7 * 24 * 3600,
-        description="Seconds a content hash stays in the dedup index (the dedup window).",
+        description="The dedup window in seconds: an article is matched against the ones indexed "
+        "this long ago at least (at most `dedup_ttl` x (1 + 1/`dedup_generations`)); older ones expire.",
+    )
+    seen_ttl: int = Field(
+        default=24 * 3600,
+        description="Re-ingest window in seconds: a URL (its canonical form, its final URL after "
+        "redirects or its <link rel=canonical>) published less than this long ago ends as `seen` "
+        "and is not fetched again. 0 turns the check off.",
+    )
+
+    # --- Deduplication ----------------------------------------------------------------------
+    dedup_threshold: float = Field(
+        default=0.25,
+        description="Estimated Jaccard similarity of word shingles from which an article is a "
+        "near-duplicate of an indexed one (bench/dedup.py measures it).",
+    )
+    dedup_shingle_words: int = Field(default=5, description="Words per shingle of the MinHash.")
+    dedup_num_perm: int = Field(
+        default=48,
+        description="MinHash permutations (the signature stored per article is one byte each; "
+        "together with the 16-byte group id it must stay within 64 bytes).",
+    )
+    dedup_bands: int = Field(
+        default=12, description="LSH bands (one MinHash value each) looked up per article."
+    )
+    dedup_generations: int = Field(
+        default=4,
+        description="The dedup window is indexed in this many generations of keys, each expiring "
+        "as a whole: more generations expire closer to the window but cost more lookups.",
+    )
+    dedup_buckets: int = Field(
+        default=131_072,
+        description="Redis hashes per generation holding the LSH bands; size it to about "
+        "articles per generation x `dedup_bands` / 100 so each stays a compact listpack.",
+    )
+    dedup_partition: str = Field(
+        default="none",
+        description="`none`: one index; `language`: one index per detected language, each under "
+        "its own Redis Cluster hash tag (the way to shard the index over several Redis nodes).",
+    )
+    dedup_drop_duplicates: bool = Field(
+        default=False,
+        description="Drop near-duplicates instead of publishing them with `duplicate_of` set "
+        "(they are still counted under the `duplicate` outcome).",
     )
 
     # --- Stages ---------------------------------------------------------------------------

@@ -11,15 +11,21 @@ from __future__ import annotations
 #: The closed list of dead-letter reason codes, with what each means.
 REASONS: dict[str, str] = {
     "bad_url": "The URL is malformed or its scheme is not http/https.",
-    "blocked_address": "The host resolves to a loopback, private or reserved address.",
+    "blocked_address": "The host (or a redirect hop) is or resolves to a loopback, private, "
+    "link-local, CGNAT, multicast or reserved address: refused before connecting (SSRF rule).",
     "dns_error": "The host name does not resolve.",
     "connect_error": "The connection failed (refused, reset, unreachable) after retries.",
     "timeout": "The server or a stage was too slow, after retries.",
     "http_error": "The server answered with a permanent HTTP error (4xx).",
-    "server_error": "The server answered 5xx or 429 on every retry.",
+    "server_error": "The server answered 5xx on every retry.",
+    "rate_limited": "The server answered 429 Too Many Requests on every retry.",
     "too_many_redirects": "The redirect chain was too long or looped.",
     "too_large": "The body exceeded the size cap.",
     "not_html": "The response is not an HTML page.",
+    "bad_encoding": "The body's Content-Encoding is unsupported or corrupt.",
+    "robots_disallowed": "The site's robots.txt disallows the URL for our user agent.",
+    "robots_unavailable": "The site's robots.txt could not be fetched (5xx, 429 or no connection) "
+    "on every retry; RFC 9309 says to assume everything is disallowed.",
     "no_text": "No article text could be extracted from the page.",
     "body_expired": "The fetched body expired from Redis before a later stage read it.",
     "store_error": "A downstream store (PostgreSQL) was unavailable on every retry.",

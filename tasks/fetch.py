@@ -1,34 +1,63 @@
-"""Stage 1, fetch: download the page, safely and within bounds.
+"""Stage 1, fetch: download the page politely, safely and within bounds.
 
-The pure part is :func:`fetch_page` (one URL in, one :class:`FetchedPage` or a typed error
-out); the Celery task stores the page body once in Redis with a TTL and passes only its key
-down the chain, so the CPU stages never carry whole pages in their messages.
+The pure part is :meth:`Fetcher.fetch` (one URL in, one :class:`FetchedPage` or a typed
+error out). In order, for each URL:
+
+1. the URL must be http(s) and well formed (``bad_url``);
+2. the host's request slot is booked in the shared Redis schedule
+   (:mod:`stores.ratelimit`); a busy host raises :class:`HostBusy` and the Celery task
+   re-queues the URL for its slot instead of sleeping;
+3. the site's robots.txt (cached in Redis, fetched with a slot of its own when missing)
+   must allow the URL (``robots_disallowed``); its Crawl-delay widens the host's spacing;
+4. the GET goes out with ``If-None-Match`` / ``If-Modified-Since`` when the URL was fetched
+   before; a 304 ends the URL as ``unchanged``;
+5. redirects are followed by hand, each hop validated, with every connection checked by the
+   SSRF guard at connect time (:mod:`tasks.ssrf`);
+6. the body is streamed under a deadline and a cap on decompressed bytes, must be HTML by
+   header and by sniffing, and is decoded with the right charset.
+
+The Celery task stores the page body once in Redis with a TTL and passes only its key down
+the chain, so the CPU stages never carry whole pages in their messages.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
+import structlog
+from celery.exceptions import Ignore
+from protego import Protego
 
 from config import Settings, get_settings
+from stores.ratelimit import HostRateLimiter
+from stores.redis_client import client_for
+from stores.robots import ROBOTS_MAX_BYTES, RobotsCache
+from stores.validators import Validators, ValidatorStore
 from tasks.decoding import decode_html, ensure_html
-from tasks.errors import PermanentError, TransientError
+from tasks.errors import PermanentError, StopPipeline, TransientError
+from tasks.http_client import build_client, hop_timeout, read_body
 from tasks.record import Job
+from tasks.ssrf import AddressPolicy, GuardedBackend
 from tasks.urls import validate_url
 from worker.app import app
 from worker.stage import StageTask, run_stage
 
 STAGE = "fetch"
+log = structlog.stdlib.get_logger("ingest.fetch")
+
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
-_RETRY_CODES = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: A wait shorter than this is slept in place: re-queueing would cost more than it saves.
+_SLEEP_BELOW = 0.05
+#: How late a re-queued URL may start and still use the slot it booked.
+_SLOT_GRACE = 0.25
 
 
 @dataclass(frozen=True)
@@ -41,119 +70,301 @@ class FetchedPage:
     content_type: str | None
     html: str
     fetched_at: datetime
+    validators: Validators
 
 
-def check_host(host: str, port: int, *, allow_private: bool) -> None:
-    """Refuse a host that resolves to a non-public address, before any connection is made."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        raise PermanentError(f"cannot resolve {host}: {exc}", reason="dns_error") from exc
-    if allow_private:
-        return
-    for *_, sockaddr in infos:
-        address = ipaddress.ip_address(sockaddr[0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        if not address.is_global or address.is_multicast:
-            raise PermanentError(f"{host} resolves to non-public address {address}", reason="blocked_address")
+class HostBusy(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """The host has no free request slot now: run this URL again in ``wait`` seconds.
+
+    ``booked`` is True when the slot at that time is already ours (the re-run must not book
+    another), False when the schedule was full past the horizon (the re-run asks again).
+    """
+
+    def __init__(self, host: str, wait: float, booked: bool) -> None:
+        super().__init__(f"{host} busy for {wait:.2f}s")
+        self.host = host
+        self.wait = wait
+        self.booked = booked
 
 
-def fetch_page(url: str, client: httpx.Client, settings: Settings) -> FetchedPage:
-    """GET ``url``, following redirects one checked hop at a time, within size and time caps."""
-    current = validate_url(url)
-    deadline = time.monotonic() + settings.fetch_deadline
-    for _hop in range(settings.fetch_max_redirects + 1):
-        parts = urlsplit(current)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        check_host(parts.hostname or "", port, allow_private=settings.fetch_allow_private)
+def robots_token(user_agent: str) -> str:
+    """The product token robots.txt groups are matched against: ``news-ingest/0.1 (...)`` ->
+    ``news-ingest``."""
+    return user_agent.split("/", 1)[0].split(" ", 1)[0] or "*"
+
+
+def origin_of(url: str) -> str:
+    """``https://Example.org:8443/a?b`` -> ``https://example.org:8443``."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    port = parts.port or (443 if scheme == "https" else 80)
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}"
+
+
+class Fetcher:
+    """Everything one process needs to fetch politely: client, schedule, robots, validators.
+
+    ``limiter``, ``robots`` and ``validators`` may be None (no politeness or re-fetch
+    memory), which the benchmarks of raw throughput and some tests use.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: httpx.Client,
+        limiter: HostRateLimiter | None,
+        robots: RobotsCache | None,
+        validators: ValidatorStore | None,
+    ) -> None:
+        self.settings = settings
+        self.client = client
+        self.limiter = limiter
+        self.robots = robots
+        self.validators = validators
+        self.robots_agent = robots_token(settings.user_agent)
+
+    # --- politeness ------------------------------------------------------------------------
+    def _interval(self, host: str, rules: Protego | None) -> float:
+        settings = self.settings
+        rate = settings.host_rates.get(host, settings.host_rate)
+        interval = 1.0 / rate if rate > 0 else 0.0
+        if rules is not None:
+            delay = rules.crawl_delay(self.robots_agent)
+            if delay:
+                interval = max(interval, min(float(delay), settings.robots_max_crawl_delay))
+        return interval
+
+    def _take_slot(self, host: str, interval: float, booked: list[bool]) -> None:
+        """Book a request slot for ``host`` or raise :class:`HostBusy`.
+
+        ``booked`` holds one flag: True when the caller already owns a slot (a re-queued URL
+        whose slot is now); it is consumed by the first request.
+        """
+        if booked[0]:
+            booked[0] = False
+            return
+        if self.limiter is None:
+            return
+        reservation = self.limiter.reserve(host, interval, self.settings.fetch_defer_horizon)
+        if reservation.booked and reservation.wait <= _SLEEP_BELOW:
+            time.sleep(reservation.wait)
+            return
+        raise HostBusy(host, reservation.wait, reservation.booked)
+
+    def _rules(self, url: str, host: str, booked: list[bool], deadline: float) -> Protego | None:
+        """The robots.txt rules of ``url``'s site, fetched (with a slot) when not cached."""
+        if self.robots is None or not self.settings.robots_enabled:
+            return None
+        if host in self.settings.robots_ignore_hosts:
+            return None
+        origin = origin_of(url)
+        rules = self.robots.get(origin)
+        if rules is None:
+            self._take_slot(host, self._interval(host, None), booked)
+            rules = self.robots.put(origin, self._fetch_robots(origin, deadline))
+        return rules
+
+    def _fetch_robots(self, origin: str, deadline: float) -> str:
+        """The text of ``origin``/robots.txt; ``""`` (allow all) for 4xx; transient error
+        ``robots_unavailable`` for 5xx, 429 and failed connections (RFC 9309)."""
+        url = f"{origin}/robots.txt"
+        settings = self.settings
         try:
-            with client.stream("GET", current, follow_redirects=False) as response:
-                if response.status_code in _REDIRECT_CODES and "location" in response.headers:
-                    current = validate_url(urljoin(current, response.headers["location"]))
-                    continue
-                _raise_for_status(response)
-                content_type = response.headers.get("content-type")
-                body = _read_capped(response, settings.fetch_max_bytes, deadline, content_type)
-                return FetchedPage(
-                    url=url,
-                    final_url=str(response.url),
-                    status=response.status_code,
-                    content_type=content_type,
-                    html=decode_html(body, content_type),
-                    fetched_at=datetime.now(UTC),
-                )
+            for _hop in range(5):
+                timeout = hop_timeout(settings.fetch_connect_timeout, settings.fetch_read_timeout, deadline)
+                request = self.client.build_request("GET", url, timeout=timeout)
+                response = self.client.send(request, stream=True)
+                try:
+                    if response.status_code in _REDIRECT_CODES and "location" in response.headers:
+                        url = validate_url(urljoin(url, response.headers["location"]))
+                        continue
+                    if response.status_code == 429 or response.status_code >= 500:
+                        raise TransientError(
+                            f"robots.txt answered HTTP {response.status_code}", reason="robots_unavailable"
+                        )
+                    if response.status_code >= 400:
+                        return ""
+                    try:
+                        body = read_body(response, ROBOTS_MAX_BYTES, deadline)
+                    except PermanentError as exc:
+                        if exc.reason != "too_large":
+                            return ""
+                        raise
+                    return body.decode("utf-8", errors="replace") if 200 <= response.status_code < 300 else ""
+                finally:
+                    response.close()
+            return ""
+        except PermanentError as exc:
+            if exc.reason == "too_large":
+                return ""
+            raise
+        except httpx.TransportError as exc:
+            raise TransientError(f"robots.txt unreachable: {exc!r}", reason="robots_unavailable") from exc
+
+    # --- the fetch -------------------------------------------------------------------------
+    def fetch(self, url: str, record_id: str, *, booked: bool = False) -> FetchedPage:
+        """GET ``url`` politely and safely; see the module docstring for the steps."""
+        settings = self.settings
+        current = validate_url(url)
+        deadline = time.monotonic() + settings.fetch_deadline
+        host = (urlsplit(current).hostname or "").lower()
+        slot = [booked]
+        rules = self._rules(current, host, slot, deadline)
+        if rules is not None and not rules.can_fetch(current, self.robots_agent):
+            raise PermanentError("disallowed by robots.txt", reason="robots_disallowed")
+        self._take_slot(host, self._interval(host, rules), slot)
+        known = self.validators.get(record_id) if self.validators is not None else None
+        conditional = known.headers() if known is not None else {}
+        try:
+            for hop in range(settings.fetch_max_redirects + 1):
+                if hop:
+                    hop_rules = self._rules(
+                        current, (urlsplit(current).hostname or "").lower(), [True], deadline
+                    )
+                    if hop_rules is not None and not hop_rules.can_fetch(current, self.robots_agent):
+                        raise PermanentError(
+                            f"redirect to {current} disallowed by robots.txt", reason="robots_disallowed"
+                        )
+                timeout = hop_timeout(settings.fetch_connect_timeout, settings.fetch_read_timeout, deadline)
+                request = self.client.build_request("GET", current, headers=conditional, timeout=timeout)
+                response = self.client.send(request, stream=True)
+                try:
+                    if response.status_code in _REDIRECT_CODES and "location" in response.headers:
+                        current = validate_url(urljoin(current, response.headers["location"]))
+                        continue
+                    if response.status_code == 304 and conditional:
+                        raise StopPipeline("unchanged", f"304 Not Modified for {current}")
+                    _raise_for_status(response)
+                    content_type: str | None = response.headers.get("content-type")
+
+                    def check_head(head: bytes, declared: str | None = content_type) -> None:
+                        ensure_html(declared, head)
+
+                    body = read_body(response, settings.fetch_max_bytes, deadline, check_head=check_head)
+                    if not body:
+                        ensure_html(content_type, body)
+                    page = FetchedPage(
+                        url=url,
+                        final_url=str(response.url),
+                        status=response.status_code,
+                        content_type=content_type,
+                        html=decode_html(body, content_type),
+                        fetched_at=datetime.now(UTC),
+                        validators=Validators(
+                            etag=response.headers.get("etag"),
+                            last_modified=response.headers.get("last-modified"),
+                        ),
+                    )
+                finally:
+                    response.close()
+                if self.validators is not None:
+                    self.validators.put(record_id, page.validators)
+                return page
         except httpx.TimeoutException as exc:
             raise TransientError(f"timed out: {exc!r}", reason="timeout") from exc
         except httpx.TransportError as exc:
             raise TransientError(f"connection failed: {exc!r}", reason="connect_error") from exc
-    raise PermanentError(f"more than {settings.fetch_max_redirects} redirects", reason="too_many_redirects")
+        except httpx.InvalidURL as exc:
+            raise PermanentError(f"invalid URL {current!r}: {exc}", reason="bad_url") from exc
+        raise PermanentError(
+            f"more than {settings.fetch_max_redirects} redirects", reason="too_many_redirects"
+        )
 
 
 def _raise_for_status(response: httpx.Response) -> None:
     status = response.status_code
     if 200 <= status < 300:
         return
-    if status in _RETRY_CODES:
-        raise TransientError(f"HTTP {status}", reason="server_error", retry_after=_retry_after(response))
+    if status == 429:
+        raise TransientError("HTTP 429", reason="rate_limited", retry_after=retry_after(response))
+    if status == 408:
+        raise TransientError("HTTP 408", reason="timeout", retry_after=retry_after(response))
     if status >= 500:
-        raise TransientError(f"HTTP {status}", reason="server_error")
+        raise TransientError(f"HTTP {status}", reason="server_error", retry_after=retry_after(response))
     raise PermanentError(f"HTTP {status}", reason="http_error")
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "")
-    return float(value) if value.strip().isdigit() else None
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds the server asked us to wait (``Retry-After``: seconds or an HTTP date)."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
-def _read_capped(
-    response: httpx.Response, max_bytes: int, deadline: float, content_type: str | None
-) -> bytes:
-    """The decompressed body, refused past ``max_bytes`` or past the request deadline."""
-    declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise PermanentError(f"Content-Length {declared} exceeds {max_bytes}", reason="too_large")
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        if not chunks:
-            ensure_html(content_type, chunk)
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > max_bytes:
-            raise PermanentError(f"body exceeds {max_bytes} bytes", reason="too_large")
-        if time.monotonic() > deadline:
-            raise TransientError("request deadline exceeded", reason="timeout")
-    body = b"".join(chunks)
-    if not body:
-        ensure_html(content_type, body)
-    return body
+# --- one fetcher per process ------------------------------------------------------------------
+_fetchers: dict[int, Fetcher] = {}
+_fetchers_lock = threading.Lock()
 
 
-_local = threading.local()
+def build_fetcher(settings: Settings) -> Fetcher:
+    """A fetcher with the guarded client and the Redis-backed politeness of ``settings``."""
+    policy = AddressPolicy.from_settings(settings.fetch_allow_private, settings.fetch_allowed_networks)
+    client = build_client(
+        GuardedBackend(policy),
+        user_agent=settings.user_agent,
+        max_connections=settings.fetch_max_connections,
+        http2=settings.fetch_http2,
+    )
+    redis = client_for(settings)
+    return Fetcher(
+        settings,
+        client,
+        HostRateLimiter(redis, settings.key_prefix),
+        RobotsCache(redis, settings.key_prefix, settings.robots_ttl),
+        ValidatorStore(redis, settings.key_prefix, settings.validators_ttl),
+    )
 
 
-def http_client(settings: Settings) -> httpx.Client:
-    """One pooled client per thread of the fetch worker."""
-    client: httpx.Client | None = getattr(_local, "client", None)
-    if client is None:
-        client = httpx.Client(
-            timeout=httpx.Timeout(settings.fetch_read_timeout, connect=settings.fetch_connect_timeout),
-            headers={"User-Agent": settings.user_agent, "Accept": "text/html,application/xhtml+xml"},
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
-        )
-        _local.client = client
-    return client
+def fetcher_for(settings: Settings) -> Fetcher:
+    """The process-wide fetcher (one connection pool shared by all threads or greenlets)."""
+    fetcher = _fetchers.get(id(settings))
+    if fetcher is None:
+        with _fetchers_lock:
+            fetcher = _fetchers.get(id(settings))
+            if fetcher is None:
+                fetcher = _fetchers[id(settings)] = build_fetcher(settings)
+    return fetcher
+
+
+def defer(task: StageTask, busy: HostBusy) -> None:
+    """Re-queue this fetch for when its host is free, without counting a retry.
+
+    The copy keeps the chain and the retry count, gets a new task id (the redelivery
+    counter is per task id) and, if a slot was booked, the time until which it may use it.
+    """
+    slot_until = time.time() + busy.wait + _SLOT_GRACE if busy.booked else None
+    signature = task.signature_from_request(
+        kwargs={"slot_until": slot_until}, countdown=busy.wait, task_id=str(uuid.uuid4())
+    )
+    signature.apply_async()
+    log.info("fetch.deferred", host=busy.host, wait=round(busy.wait, 3), booked=busy.booked)
+    raise Ignore()
 
 
 @app.task(bind=True, base=StageTask, name="ingest.fetch")
-def fetch(self: StageTask, job: dict[str, Any]) -> dict[str, Any]:
+def fetch(self: StageTask, job: dict[str, Any], slot_until: float | None = None) -> dict[str, Any]:
     """Fetch the page and store its body in Redis for the next stages."""
 
     def stage(current: Job) -> Job:
-        settings = get_settings()
-        page = fetch_page(current.record.url, http_client(settings), settings)
+        fetcher = fetcher_for(get_settings())
+        booked = slot_until is not None and time.time() <= slot_until
+        try:
+            page = fetcher.fetch(current.record.url, current.record.id, booked=booked)
+        except HostBusy as busy:
+            defer(self, busy)
+            raise
         body_key = self.bodies.put(current.record.id, page.html)
         record = current.record.model_copy(
             update={

@@ -1,0 +1,104 @@
+"""The fetcher's HTTP client and its bounded body reader.
+
+One pooled :class:`httpx.Client` per process (it is thread- and greenlet-safe), whose every
+TCP connection goes through :class:`tasks.ssrf.GuardedBackend`. Proxies from the environment
+are ignored (``trust_env=False``): a proxy would connect on our behalf to an address the
+guard never saw.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import httpcore
+import httpx
+
+from tasks.content_encoding import ACCEPT_ENCODING, decoder_for
+from tasks.errors import PermanentError, TransientError
+from tasks.ssrf import GuardedBackend
+
+
+
+class GuardedTransport(httpx.HTTPTransport):
+    """httpx's transport on an httpcore pool whose connections the SSRF guard opens."""
+
+    def __init__(self, backend: GuardedBackend, *, limits: httpx.Limits, http2: bool) -> None:
+        super().__init__(limits=limits, http2=http2)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            http1=True,
+            http2=http2,
+            network_backend=backend,
+        )
+
+
+def build_client(
+    backend: GuardedBackend, *, user_agent: str, max_connections: int, http2: bool
+) -> httpx.Client:
+    """A pooled client whose connections are all checked by ``backend``."""
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=30
+    )
+    return httpx.Client(
+        transport=GuardedTransport(backend, limits=limits, http2=http2),
+        headers={
+            "User-Agent": user_agent,
+            "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1",
+            "Accept-Encoding": ACCEPT_ENCODING,
+        },
+        follow_redirects=False,
+        trust_env=False,
+    )
+
+
+def hop_timeout(connect: float, read: float, deadline: float) -> httpx.Timeout:
+    """Timeouts of one request, none longer than what is left of the deadline."""
+    left = max(deadline - time.monotonic(), 0.05)
+    return httpx.Timeout(connect=min(connect, left), read=min(read, left), write=min(read, left), pool=left)
+
+
+def read_body(
+    response: httpx.Response,
+    max_bytes: int,
+    deadline: float,
+    check_head: Callable[[bytes], None] | None = None,
+) -> bytes:
+    """The decoded body, whose first bytes ``check_head`` may refuse before the rest is read.
+
+    ``too_large`` past ``max_bytes`` decoded bytes, ``timeout`` past the deadline (a server
+    dribbling a byte a second trips the deadline, not the read timeout).
+
+    Decompression is bounded per step (see :mod:`tasks.content_encoding`), so a gzip or
+    brotli bomb never costs more memory than the cap.
+    """
+    declared = response.headers.get("content-length", "")
+    encoding = response.headers.get("content-encoding")
+    if declared.isdigit() and int(declared) > max_bytes and not encoding:
+        raise PermanentError(f"Content-Length {declared} exceeds {max_bytes}", reason="too_large")
+    decoder = decoder_for(encoding)
+    chunks: list[bytes] = []
+    size = 0
+    for raw in response.iter_raw():
+        out = decoder.decode(raw, max_bytes - size)
+        while True:
+            size += len(out)
+            if size > max_bytes:
+                raise PermanentError(f"body exceeds {max_bytes} bytes", reason="too_large")
+            if check_head is not None and out:
+                check_head(out)
+                check_head = None
+            chunks.append(out)
+            if not decoder.has_pending():
+                break
+            out = decoder.decode(b"", max_bytes - size)
+        if time.monotonic() > deadline:
+            raise TransientError("request deadline exceeded while reading the body", reason="timeout")
+    tail = decoder.decode(b"", max_bytes - size)
+    if size + len(tail) > max_bytes:
+        raise PermanentError(f"body exceeds {max_bytes} bytes", reason="too_large")
+    chunks.append(tail)
+    return b"".join(chunks)
