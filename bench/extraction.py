@@ -261,7 +261,9 @@ def load_corpus() -> list[tuple[dict[str, object], str]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=1, help="timed passes over the corpus")
     parser.add_argument("--only", choices=("ours", "trafilatura"), help="run one extractor")
     parser.add_argument("--show-errors", action="store_true", help="print per-page misses")

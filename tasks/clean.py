@@ -1,117 +1,139 @@
 """Stage 3, clean: the page cut down to the article, with its metadata.
 
-trafilatura (a maintained main-content extractor, ~0.95 F1 on the corpus) does the heavy
-lifting; this module shapes its output into the record: paragraphs separated by blank
-lines, authors as a list, the site-name suffix kept off the title.
+One lxml parse serves everything: the metadata is read from the page's own statements
+(:mod:`tasks.metadata`: JSON-LD, OpenGraph, meta tags, ``<time>``, URL), trafilatura (a
+maintained main-content extractor) finds the article block on the same tree, and
+:mod:`tasks.boilerplate` removes what it lets through (headline repeats, bylines, link
+lists, share buttons, ad labels, template debris) and restores a visible teaser it missed.
+JSON-LD ``articleBody`` is the fallback when the extractor finds nothing. Finally the
+language is checked on the extracted body, since that is what the record's ``language``
+describes (the language stage only saw a sample of the page).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import trafilatura
+from lxml import etree
 
+from tasks.boilerplate import PageContext, add_lead, clean_lines, key
 from tasks.errors import PermanentError
+from tasks.html import parse
+from tasks.langid import LanguageGuess, detect_language, second_opinion
+from tasks.metadata import PageMetadata, extract_metadata
 from tasks.record import Job
 from worker.app import app
 from worker.stage import StageTask, run_stage
 
 STAGE = "clean"
-_AUTHOR_SPLIT = re.compile(r"\s*(?:;|,|\band\b|\bund\b|\bet\b|\by\b|&)\s*")
-#: Below both of these, what the extractor found is page chrome ("Home"), not an article.
-#: (Characters count for scripts without spaces between words.)
-MIN_ARTICLE_WORDS = 15
-MIN_ARTICLE_CHARS = 60
-_TITLE_SEPARATORS = (" | ", " - ", " – ", " — ", " :: ", " · ")
+#: Default characters of body text the language check reads (``language_sample_chars``).
+DEFAULT_SAMPLE_CHARS = 1000
 
 
 @dataclass(frozen=True)
 class CleanArticle:
-    """The article part of a page."""
+    """The article part of a page: its text and what the page says about it."""
 
     text: str
-    title: str | None = None
-    authors: list[str] = field(default_factory=list)
-    published_at: str | None = None
-    description: str | None = None
-    site_name: str | None = None
+    metadata: PageMetadata = field(default_factory=PageMetadata)
+
+
+def _link_texts(root: etree._Element) -> frozenset[str]:
+    """Texts of the page's links (in-page anchors excluded: a table of contents repeats headings)."""
+    texts = set()
+    for anchor in root.iter("a"):
+        href = anchor.get("href") or ""
+        if href.startswith("#"):
+            continue
+        text = key(anchor.text_content())
+        if text:
+            texts.add(text)
+    return frozenset(texts)
+
+
+def _shown(root: etree._Element, text_key: str) -> bool:
+    """Whether ``text_key`` appears in the visible text of the page body."""
+    visible = root.xpath("//body//text()[not(ancestor::script) and not(ancestor::style)]")
+    return text_key in key(" ".join(visible))
+
+
+def _paragraphs_of(body: str) -> list[str]:
+    """JSON-LD ``articleBody`` as lines (it often has no breaks at all)."""
+    return [line for line in (" ".join(part.split()) for part in body.splitlines()) if line]
 
 
 def clean_article(html: str, url: str | None = None, language: str | None = None) -> CleanArticle:
-    """Extract the article text and metadata; ``no_text`` if the page holds none."""
+    """Extract the article text and metadata; ``no_text`` if the page holds none.
+
+    ``language`` (the language stage's guess) is accepted for language-aware cleaning; the
+    current rules do not need it.
+    """
+    root = parse(html)
+    if root is None:
+        raise PermanentError("the page is empty or not HTML", reason="no_text")
+    metadata = extract_metadata(root, url)
+    context = PageContext(
+        titles=metadata.title_candidates,
+        authors=tuple(metadata.authors),
+        link_texts=_link_texts(root),
+    )
     document = trafilatura.bare_extraction(
-        html,
+        root,
         url=url,
-        with_metadata=True,
+        with_metadata=False,
         include_comments=False,
         include_tables=False,
         include_images=False,
         include_links=False,
     )
-    if document is None or isinstance(document, dict):
-        raise PermanentError("no article text found on the page", reason="no_text")
-    text = _paragraphs(document.text)
-    if len(text.split()) < MIN_ARTICLE_WORDS and len(text) < MIN_ARTICLE_CHARS:
-        raise PermanentError(f"no article text found on the page ({len(text)} chars)", reason="no_text")
-    site_name = document.sitename or None
-    return CleanArticle(
-        text=text,
-        title=strip_site_suffix(document.title, site_name),
-        authors=split_authors(document.author),
-        published_at=document.date or None,
-        description=document.description or None,
-        site_name=site_name,
-    )
-
-
-def _paragraphs(text: str | None) -> str:
-    """trafilatura's one-line-per-block text as paragraphs separated by blank lines."""
+    raw = document.text if document is not None and not isinstance(document, dict) else None
+    lines = clean_lines((raw or "").splitlines(), context)
+    if lines:
+        lines = add_lead(lines, metadata.description, partial(_shown, root))
+    elif metadata.article_body:
+        lines = clean_lines(_paragraphs_of(metadata.article_body), context)
+    text = "\n\n".join(lines)
     if not text:
-        return ""
-    lines = (" ".join(line.split()) for line in text.splitlines())
-    return "\n\n".join(line for line in lines if line)
+        raise PermanentError("no article text found on the page", reason="no_text")
+    return CleanArticle(text=text, metadata=metadata)
 
 
-def strip_site_suffix(title: str | None, site_name: str | None) -> str | None:
-    """``Story headline | CBC News`` -> ``Story headline`` when the tail names the site."""
-    if not title:
-        return None
-    title = " ".join(title.split())
-    if not site_name:
-        return title
-    site = site_name.lower()
-    for separator in _TITLE_SEPARATORS:
-        head, sep, tail = title.rpartition(separator)
-        if sep and head and (site in tail.lower() or tail.lower() in site):
-            return head.strip()
-    return title
+def body_language(
+    text: str, prior: str | None, prior_confidence: float | None, declared: str | None, sample_chars: int
+) -> LanguageGuess:
+    """The language of the extracted body: the prior guess when two fast detectors confirm it."""
+    if prior and second_opinion(text, sample_chars) == prior:
+        return LanguageGuess(prior, prior_confidence)
+    return detect_language(text, declared, sample_chars)
 
 
-def split_authors(author: str | None) -> list[str]:
-    """trafilatura's ``"A; B"`` author string as a list of names, in order, without repeats."""
-    if not author:
-        return []
-    names: list[str] = []
-    for name in _AUTHOR_SPLIT.split(author):
-        name = " ".join(name.split()).strip(" .")
-        if name and name not in names:
-            names.append(name)
-    return names
-
-
-def clean_stage(job: Job, html: str) -> Job:
-    """Fill the record's text and metadata from the page."""
-    article = clean_article(html, job.record.final_url or job.record.url, job.record.language)
-    record = job.record.model_copy(
+def clean_stage(job: Job, html: str, sample_chars: int = DEFAULT_SAMPLE_CHARS) -> Job:
+    """Fill the record's text, metadata and body language from the page."""
+    current = job.record
+    article = clean_article(html, current.final_url or current.url, current.language)
+    meta = article.metadata
+    guess = body_language(
+        article.text, current.language, current.language_confidence, job.html_lang, sample_chars
+    )
+    record = current.model_copy(
         update={
             "text": article.text,
-            "title": article.title,
-            "authors": article.authors,
-            "published_at": article.published_at,
-            "description": article.description,
-            "site_name": article.site_name,
+            "title": meta.title,
+            "authors": meta.authors,
+            "published_at": meta.published_at,
+            "modified_at": meta.modified_at,
+            "description": meta.description,
+            "site_name": meta.site_name,
+            "canonical_url": meta.canonical_url,
+            "top_image": meta.top_image,
+            "tags": meta.tags,
+            "section": meta.section,
+            "paywalled": meta.paywalled,
+            "language": guess.language,
+            "language_confidence": guess.confidence,
         }
     )
     return job.model_copy(update={"record": record})
@@ -122,6 +144,7 @@ def clean(self: StageTask, job: dict[str, Any]) -> dict[str, Any]:
     """Celery wrapper of :func:`clean_stage`."""
 
     def stage(current: Job) -> Job:
-        return clean_stage(current, self.bodies.get(current.body_key or ""))
+        html = self.bodies.get(current.body_key or "")
+        return clean_stage(current, html, self.settings.language_sample_chars)
 
     return run_stage(self, STAGE, job, stage)

@@ -40,6 +40,9 @@ class ArticleRecord(BaseModel):
     id: str = Field(description="Stable id: sha256 of the canonical URL, 32 hex characters.")
     url: str = Field(description="The URL as enqueued.")
     final_url: str | None = Field(default=None, description="URL after redirects.")
+    canonical_url: str | None = Field(
+        default=None, description="The page's <link rel=canonical>, absolute, null if none."
+    )
     fetched_at: datetime | None = Field(default=None, description="When the page was fetched.")
     http_status: int | None = None
     content_type: str | None = None
@@ -48,8 +51,25 @@ class ArticleRecord(BaseModel):
     published_at: str | None = Field(
         default=None, description="Publication date as ISO 8601, as precise as the page says."
     )
+    modified_at: str | None = Field(
+        default=None, description="Last modification date as ISO 8601, as precise as the page says."
+    )
     description: str | None = None
     site_name: str | None = None
+    top_image: str | None = Field(
+        default=None, description="URL of the lead image (og:image, JSON-LD image)."
+    )
+    tags: list[str] = Field(
+        default_factory=list, description="Keywords and tags the page gives (article:tag, JSON-LD keywords)."
+    )
+    section: str | None = Field(
+        default=None, description="Section of the site (article:section, JSON-LD articleSection)."
+    )
+    paywalled: bool | None = Field(
+        default=None,
+        description="True when the page marks the article as not free (JSON-LD isAccessibleForFree: "
+        "false), false when it marks it free, null when it says nothing.",
+    )
     language: str | None = Field(default=None, description="ISO 639-1 code, null if unknown.")
     language_confidence: float | None = None
     text: str = Field(default="", description="Article text, paragraphs separated by blank lines.")

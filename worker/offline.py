@@ -48,7 +48,7 @@ def process_html(
     )
     steps: list[tuple[str, Callable[[Job], Job]]] = [
         ("language", lambda current: language_stage(current, html, settings.language_sample_chars)),
-        ("clean", lambda current: clean_stage(current, html)),
+        ("clean", lambda current: clean_stage(current, html, settings.language_sample_chars)),
     ]
     if registry is not None:
         steps.append(

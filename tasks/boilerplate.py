@@ -1,0 +1,126 @@
+"""Line-level cleaning of an extractor's output: what trafilatura lets through, taken out.
+
+Every rule here is about the *shape* of a line and the page it came from, never about a
+publisher: a line that is the headline again, a byline or a bare date at the top; a line
+whose whole text is a link (related stories, "read more"); a short line the page repeats
+(share buttons, "advertisement" labels); template debris (``la boite:91290:box``,
+``tpl:..._playlist.tpl:file``); and, at the head and the tail of the text, lines that are
+not prose (menus, "Share", "Most read", credits). Short lines *between* prose paragraphs
+are kept: those are the article's sub-headings.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+_WORD = re.compile(r"\w+")
+_LIST_MARK = re.compile(r"^\s*(?:[-•*·▪►»>]|\d+[.)])\s+")
+_SENTENCE_END = re.compile(r"[.!?…。！？:;\"'»”’)\]]\s*$")
+_TEMPLATE_DEBRIS = re.compile(r"\b\w+:\d+:\w+\b|\.tpl\b|[{}]|\b(?:tpl|div|span|src|href)\s*[:=]")
+_DATE_LINE = re.compile(
+    r"^\W*(?:\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|\d{1,2}\.?\s+\w+\.?\s+\d{4}|\w+\.?\s+\d{1,2},?\s+\d{4})"
+    r"(?:\W+\d{1,2}[:.h]\d{2}(?:\s*\w{1,3})?)?\W*$",
+)
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+#: A line this long (characters) is prose whatever its punctuation.
+PROSE_CHARS = 120
+#: Lines with fewer words than this are labels, buttons or headings, unless CJK.
+PROSE_WORDS = 8
+#: Lines at the top (headline, kicker, byline, date) checked against the page's metadata.
+HEAD_LINES = 5
+
+
+def key(text: str) -> str:
+    """Case- and punctuation-blind form of a line, for comparisons."""
+    return " ".join(_WORD.findall(text.casefold()))
+
+
+@dataclass(frozen=True)
+class PageContext:
+    """What the cleaner knows about the page besides the extracted lines."""
+
+    titles: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    link_texts: frozenset[str] = field(default_factory=frozenset)
+
+
+def is_prose(line: str) -> bool:
+    """A sentence-like paragraph rather than a label, a menu entry or a heading."""
+    if _CJK.search(line):
+        return len(line) >= 25
+    if len(line) >= PROSE_CHARS:
+        return True
+    return len(_WORD.findall(line)) >= PROSE_WORDS and bool(_SENTENCE_END.search(line))
+
+
+def _is_title_line(line_key: str, title_keys: list[str]) -> bool:
+    for title in title_keys:
+        if line_key == title:
+            return True
+        if title in line_key and len(line_key) <= len(title) + 60:
+            return True
+        if line_key in title and len(line_key) >= 0.6 * len(title):
+            return True
+    return False
+
+
+def _is_byline(line_key: str, author_keys: list[str]) -> bool:
+    if not line_key or len(line_key.split()) > 12:
+        return False
+    return any(author and author in line_key for author in author_keys)
+
+
+def clean_lines(lines: Iterable[str], context: PageContext) -> list[str]:
+    """The article's paragraphs with page chrome removed (see the module docstring)."""
+    items = [" ".join(line.split()) for line in lines]
+    items = [line for line in items if line and _WORD.search(line)]
+    keys = [key(_LIST_MARK.sub("", line)) for line in items]
+    counts = Counter(k for k, line in zip(keys, items, strict=True) if not is_prose(line))
+    title_keys = [k for k in (key(title) for title in context.titles) if len(k) >= 10]
+    author_keys = [k for k in (key(author) for author in context.authors) if len(k) >= 3]
+    kept: list[str] = []
+    for index, (line, line_key) in enumerate(zip(items, keys, strict=True)):
+        prose = is_prose(line)
+        if _TEMPLATE_DEBRIS.search(line) and not prose:
+            continue
+        if line_key in context.link_texts and len(line_key.split()) < 30:
+            continue
+        if not prose and counts[line_key] > 1:
+            continue
+        if index < HEAD_LINES and not kept:
+            if _is_title_line(line_key, title_keys) or _is_byline(line_key, author_keys):
+                continue
+            if _DATE_LINE.match(line):
+                continue
+        kept.append(line)
+    return _trim_edges(kept)
+
+
+def _trim_edges(lines: list[str]) -> list[str]:
+    """Drop non-prose lines before the first and after the last prose paragraph."""
+    prose = [index for index, line in enumerate(lines) if is_prose(line)]
+    if not prose:
+        return lines
+    return lines[prose[0] : prose[-1] + 1]
+
+
+def add_lead(lines: list[str], description: str | None, shown: Callable[[str], bool]) -> list[str]:
+    """Put the page's visible teaser (its description) first when the extractor missed it.
+
+    Many pages print the teaser above the body in a separate block that extractors skip.
+    It is added only when it is prose, ``shown`` on the page (not just in ``<meta>``), and
+    no line of the text already holds it.
+    """
+    description = " ".join((description or "").split())
+    if not description or not is_prose(description) or not lines:
+        return lines
+    description_key = key(description)
+    if len(description_key) < 40:
+        return lines
+    probe = description_key[:60]
+    if any(probe in key(line) for line in lines) or not shown(description_key):
+        return lines
+    return [description, *lines]

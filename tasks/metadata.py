@@ -1,0 +1,466 @@
+"""Article metadata from the page's own statements: JSON-LD, OpenGraph, meta tags, ``<time>``, URL.
+
+Read from the lxml tree before the text extractor touches it, in order of trust:
+
+* JSON-LD (schema.org ``NewsArticle`` and kin): headline, author (people), datePublished,
+  dateModified, description, publisher, image, keywords, articleSection, isAccessibleForFree;
+* OpenGraph / ``article:*`` / Twitter / Dublin Core / ``itemprop`` meta tags;
+* the visible headline (``<h1>``), ``<time datetime>`` and ``rel=author`` bylines;
+* the URL (``/2024/04/28/``) and, last, htmldate's heuristics for the date.
+
+The title is chosen by agreement: each source proposes a title (site-name suffixes cut when
+another source shows the bare headline), and the proposal most sources share wins, ties
+going to JSON-LD, then Twitter, OpenGraph, ``<h1>`` and ``<title>``.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import urljoin
+
+from lxml import etree
+
+from tasks.html import iter_jsonld
+
+#: schema.org types whose object describes the article itself.
+_ARTICLE_TYPES = (
+    "article",
+    "newsarticle",
+    "reportagenewsarticle",
+    "analysisnewsarticle",
+    "opinionnewsarticle",
+    "backgroundnewsarticle",
+    "reviewnewsarticle",
+    "blogposting",
+    "liveblogposting",
+    "socialmediaposting",
+    "techarticle",
+    "scholarlyarticle",
+    "report",
+)
+#: Wire agencies: dropped from the authors when a person signs too, kept when they are the only byline.
+AGENCIES = frozenset(
+    {
+        "afp",
+        "agence france-presse",
+        "agence france presse",
+        "ap",
+        "the associated press",
+        "associated press",
+        "reuters",
+        "dpa",
+        "epd",
+        "kna",
+        "sid",
+        "ansa",
+        "efe",
+        "apa",
+        "sda",
+        "keystone-sda",
+        "anp",
+        "belga",
+        "tt",
+        "ntb",
+        "ritzau",
+        "pap",
+        "ctk",
+        "čtk",
+        "tass",
+        "xinhua",
+        "yonhap",
+        "kyodo",
+        "anadolu ajansı",
+        "iha",
+        "dha",
+        "europa press",
+        "lusa",
+        "upi",
+        "bloomberg",
+    }
+)
+_TITLE_SEPARATORS = re.compile(r"\s+(?:[|｜·•»–—:-]|::|--)\s*|\s*[|｜]\s*|\s*(?:--|::)\s*")
+_BYLINE_PREFIX = re.compile(
+    r"^(?:by|von|par|por|door|av|af|från|ved|przez|autor(?:in)?|author|text|texto|"
+    r"von\s+und\s+mit|written by|reported by)\s*:?\s+",
+    re.IGNORECASE,
+)
+_AUTHOR_SPLIT = re.compile(r"\s*(?:;|,|\s&\s|\s(?:and|und|et|y|e|og|och|en|i|und)\s)\s*", re.IGNORECASE)
+_URL_DATE = re.compile(r"/(20\d\d|19\d\d)[/-](0?[1-9]|1[0-2])[/-](0?[1-9]|[12]\d|3[01])(?:/|[^\d]|$)")
+_NAME_NOISE = re.compile(r"https?://\S+|www\.\S+|@\S+")
+_PUBLISHED_META = (
+    "article:published_time",
+    "og:published_time",
+    "og:article:published_time",
+    "datepublished",
+    "pubdate",
+    "publishdate",
+    "publish-date",
+    "published-date",
+    "publication_date",
+    "date",
+    "dc.date",
+    "dc.date.issued",
+    "dcterms.date",
+    "dcterms.created",
+    "sailthru.date",
+    "parsely-pub-date",
+    "cxenseparse:recs:publishtime",
+    "article.published",
+    "original-publish-date",
+)
+_MODIFIED_META = (
+    "article:modified_time",
+    "og:updated_time",
+    "og:article:modified_time",
+    "datemodified",
+    "dcterms.modified",
+    "last-modified",
+    "lastmod",
+    "article.updated",
+)
+_AUTHOR_META = (
+    "author",
+    "article:author",
+    "og:article:author",
+    "parsely-author",
+    "sailthru.author",
+    "dc.creator",
+    "dcterms.creator",
+    "byl",
+    "cxenseparse:author",
+)
+
+
+@dataclass(frozen=True)
+class PageMetadata:
+    """Everything the page says about its article, beside the text."""
+
+    title: str | None = None
+    title_candidates: tuple[str, ...] = ()
+    authors: list[str] = field(default_factory=list)
+    published_at: str | None = None
+    modified_at: str | None = None
+    description: str | None = None
+    site_name: str | None = None
+    canonical_url: str | None = None
+    top_image: str | None = None
+    tags: list[str] = field(default_factory=list)
+    section: str | None = None
+    paywalled: bool | None = None
+    article_body: str | None = None
+
+
+def fold(text: str | None) -> str:
+    """Whitespace folded, HTML entities decoded (JSON-LD often carries ``&#8217;``)."""
+    if not text:
+        return ""
+    return " ".join(html_lib.unescape(str(text)).split())
+
+
+def read_meta(root: etree._Element) -> dict[str, list[str]]:
+    """``<meta>`` contents by lower-cased property/name/itemprop, in page order."""
+    found: dict[str, list[str]] = {}
+    for meta in root.iter("meta"):
+        content = meta.get("content")
+        if content is None:
+            continue
+        content = fold(content)
+        if not content:
+            continue
+        for attribute in ("property", "name", "itemprop", "http-equiv"):
+            key = meta.get(attribute)
+            if key:
+                found.setdefault(key.strip().lower(), []).append(content)
+    return found
+
+
+def _types(item: dict[str, Any]) -> list[str]:
+    kind = item.get("@type")
+    kinds = kind if isinstance(kind, list) else [kind]
+    return [str(k).lower().rsplit("/", 1)[-1] for k in kinds if k]
+
+
+def article_object(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """The JSON-LD object describing the article (the first of an article type with a headline)."""
+    best: dict[str, Any] = {}
+    for item in objects:
+        kinds = _types(item)
+        if any(kind in _ARTICLE_TYPES for kind in kinds):
+            if item.get("headline") or item.get("articleBody"):
+                return item
+            best = best or item
+    if best:
+        return best
+    for item in objects:  # a WebPage that carries the headline
+        if "webpage" in _types(item) and item.get("headline"):
+            return item
+    return {}
+
+
+def _strings(value: Any) -> list[str]:
+    """Names out of a JSON-LD value: a string, a list, or objects with ``name``."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return _strings(value.get("name") or value.get("@value") or value.get("url"))
+    if isinstance(value, list):
+        return [text for item in value for text in _strings(item)]
+    return [str(value)]
+
+
+def _first(*values: Any) -> str | None:
+    for value in values:
+        for text in _strings(value):
+            cleaned = fold(text)
+            if cleaned:
+                return cleaned
+    return None
+
+
+def strip_site_suffix(title: str, others: Iterable[str], site_name: str | None = None) -> str:
+    """``Headline | Site`` -> ``Headline``.
+
+    The tail goes when another source shows the bare headline, or when it names the site.
+    """
+    pool = {other for other in others if other and other != title}
+    site = (site_name or "").lower()
+    for match in _TITLE_SEPARATORS.finditer(title):
+        head, tail = title[: match.start()].strip(), title[match.end() :].strip().lower()
+        if not head:
+            continue
+        if head in pool:
+            return head
+        if site and tail and (site in tail or tail in site):
+            return head
+    return title
+
+
+def choose_title(candidates: dict[str, str], site_name: str | None) -> str | None:
+    """The headline most sources agree on (see the module docstring)."""
+    present = {source: value for source, value in candidates.items() if value}
+    if not present:
+        return None
+    pool = set(present.values())
+    proposals = {source: strip_site_suffix(value, pool, site_name) for source, value in present.items()}
+    votes = Counter(proposals.values())
+    best: str | None = None
+    for source in ("jsonld", "twitter", "og", "h1", "title"):
+        proposal = proposals.get(source)
+        if proposal and (best is None or votes[proposal] > votes[best]):
+            best = proposal
+    return best
+
+
+def parse_datetime(value: str | None) -> str | None:
+    """A page's date or time as ISO 8601 (offset kept when given; ``Z`` -> ``+00:00``), else None."""
+    if not value:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    text = re.sub(r"\s*([+-]\d\d)(\d\d)$", r"\1:\2", text)  # +0200 -> +02:00
+    text = re.sub(r"(\d)\s*(?:UTC|GMT)$", r"\1+00:00", text)
+    text = re.sub(r"(\d\d:\d\d(?::\d\d)?)\s+([+-]\d\d:\d\d)$", r"\1\2", text)
+    candidate = text.replace("Z", "+00:00") if text.endswith("Z") else text
+    try:
+        moment = datetime.fromisoformat(candidate)
+    except ValueError:
+        try:
+            return date.fromisoformat(text[:10]).isoformat() if re.match(r"\d{4}-\d\d-\d\d", text) else None
+        except ValueError:
+            return None
+    if re.fullmatch(r"\d{4}-\d\d-\d\d", candidate):
+        return moment.date().isoformat()
+    return moment.isoformat()
+
+
+def _first_date(*values: Any) -> str | None:
+    for value in values:
+        for text in _strings(value):
+            parsed = parse_datetime(text)
+            if parsed:
+                return parsed
+    return None
+
+
+def _meta_values(meta: dict[str, list[str]], keys: Iterable[str]) -> list[str]:
+    return [value for key in keys for value in meta.get(key, [])]
+
+
+def _url_date(url: str | None) -> str | None:
+    match = _URL_DATE.search(url or "")
+    if not match:
+        return None
+    try:
+        return date(int(match[1]), int(match[2]), int(match[3])).isoformat()
+    except ValueError:
+        return None
+
+
+def _time_element_date(root: etree._Element) -> str | None:
+    for time_element in root.xpath("//article//time[@datetime] | //time[@datetime]")[:5]:
+        parsed = parse_datetime(time_element.get("datetime"))
+        if parsed:
+            return parsed
+    return None
+
+
+def _htmldate(root: etree._Element, url: str | None) -> str | None:
+    """htmldate's fast heuristics (original date), the last resort."""
+    from htmldate import find_date
+
+    try:
+        found = find_date(root, url=url, original_date=True, extensive_search=False, outputformat="%Y-%m-%d")
+    except Exception:  # htmldate is a heuristic; a bad page must not fail the stage
+        return None
+    return found or None
+
+
+def clean_name(name: str) -> str:
+    """``By JANE DOE`` -> ``Jane Doe``-ish: prefix, links and handles removed, spacing folded."""
+    name = _NAME_NOISE.sub(" ", fold(name))
+    name = _BYLINE_PREFIX.sub("", name).strip(" ,;|-–—·")
+    if name.isupper() and len(name) > 4:
+        name = name.title()
+    return " ".join(name.split())
+
+
+def _name_key(name: str) -> str:
+    return re.sub(r"\W+", "", name.casefold())
+
+
+def split_authors(raw: Iterable[str]) -> list[str]:
+    """Names in order, split on ``;``, ``,`` and "and"-words, without repeats.
+
+    ``Emma-Mackenzie`` and ``Emma Mackenzie`` are the same name (a slug and its byline).
+    """
+    names: list[str] = []
+    keys: set[str] = set()
+    for value in raw:
+        for part in _AUTHOR_SPLIT.split(fold(value)):
+            name = clean_name(part)
+            key = _name_key(name)
+            if not name or not key or key in keys or len(name) > 60 or name.startswith("http"):
+                continue
+            if len(name.split()) > 6:
+                continue
+            keys.add(key)
+            names.append(name)
+    return names
+
+
+def choose_authors(people: list[str], organizations: list[str]) -> list[str]:
+    """People who signed; agencies and organisations only when nobody else did."""
+    persons = [name for name in people if name.casefold() not in AGENCIES]
+    if persons:
+        return persons
+    agencies = [name for name in people if name.casefold() in AGENCIES]
+    return agencies or organizations[:1]
+
+
+def _jsonld_authors(article: dict[str, Any]) -> tuple[list[str], list[str]]:
+    people: list[str] = []
+    organizations: list[str] = []
+    authors = article.get("author") or article.get("creator")
+    for author in authors if isinstance(authors, list) else [authors]:
+        if isinstance(author, dict):
+            kinds = _types(author)
+            target = organizations if "organization" in kinds or "newsmediaorganization" in kinds else people
+            target.extend(_strings(author.get("name")))
+        elif isinstance(author, str):
+            people.append(author)
+    return split_authors(people), split_authors(organizations)
+
+
+def _byline_authors(root: etree._Element) -> list[str]:
+    nodes = root.xpath(
+        "//*[@rel='author'] | //*[@itemprop='author']//*[@itemprop='name'] | "
+        "//*[@itemprop='author'][not(.//*[@itemprop='name'])]"
+    )[:6]
+    return split_authors(" ".join(node.text_content().split()) for node in nodes)
+
+
+def _keywords(value: Any) -> list[str]:
+    words: list[str] = []
+    for text in _strings(value):
+        words.extend(part.strip() for part in text.split(","))
+    return words
+
+
+def _paywalled(article: dict[str, Any], meta: dict[str, list[str]]) -> bool | None:
+    values = [article.get("isAccessibleForFree")]
+    parts = article.get("hasPart")
+    for part in parts if isinstance(parts, list) else [parts]:
+        if isinstance(part, dict):
+            values.append(part.get("isAccessibleForFree"))
+    values.extend(meta.get("isaccessibleforfree", []))
+    verdict: bool | None = None
+    for value in values:
+        if value is None:
+            continue
+        free = str(value).strip().lower() not in ("false", "0", "no")
+        if not free:
+            return True
+        verdict = False
+    return verdict
+
+
+def extract_metadata(root: etree._Element, url: str | None = None) -> PageMetadata:
+    """The page's metadata (see the module docstring for the order of sources)."""
+    meta = read_meta(root)
+    objects = list(iter_jsonld(root))
+    article = article_object(objects)
+    publisher = article.get("publisher") if isinstance(article.get("publisher"), dict) else {}
+    site_name = _first(meta.get("og:site_name"), (publisher or {}).get("name"), meta.get("application-name"))
+    h1s = [" ".join(h1.text_content().split()) for h1 in root.iter("h1")]
+    h1 = next((text for text in h1s if text), None)
+    title_element = root.find(".//title")
+    candidates = {
+        "jsonld": fold(_first(article.get("headline")) or ""),
+        "og": fold(_first(meta.get("og:title")) or ""),
+        "twitter": fold(_first(meta.get("twitter:title")) or ""),
+        "h1": fold(h1 or ""),
+        "title": fold(title_element.text_content() if title_element is not None else ""),
+    }
+    people, organizations = _jsonld_authors(article)
+    if not people:
+        people = split_authors(value for value in _meta_values(meta, _AUTHOR_META) if "://" not in value)
+    if not people:
+        people = _byline_authors(root)
+    published = (
+        _first_date(article.get("datePublished"), article.get("dateCreated"))
+        or _first_date(_meta_values(meta, _PUBLISHED_META))
+        or _time_element_date(root)
+        or _url_date(url)
+        or _htmldate(root, url)
+    )
+    modified = _first_date(article.get("dateModified")) or _first_date(_meta_values(meta, _MODIFIED_META))
+    canonical = root.xpath("string(//link[@rel='canonical']/@href)").strip()
+    image = _first(meta.get("og:image"), article.get("image"), meta.get("twitter:image"))
+    tags = _keywords(meta.get("article:tag")) or _keywords(article.get("keywords"))
+    if not tags:
+        tags = _keywords(meta.get("news_keywords") or meta.get("keywords"))
+    body = article.get("articleBody")
+    return PageMetadata(
+        title=choose_title(candidates, site_name),
+        title_candidates=tuple(dict.fromkeys(value for value in (*candidates.values(), *h1s) if value)),
+        authors=choose_authors(people, organizations),
+        published_at=published,
+        modified_at=modified,
+        description=_first(meta.get("og:description"), meta.get("description"), article.get("description")),
+        site_name=site_name,
+        canonical_url=urljoin(url or "", canonical) if canonical else None,
+        top_image=urljoin(url or "", image) if image else None,
+        tags=list(dict.fromkeys(tag for tag in (fold(t) for t in tags) if tag))[:30],
+        section=_first(meta.get("article:section"), article.get("articleSection")),
+        paywalled=_paywalled(article, meta),
+        article_body=fold(body) if isinstance(body, str) and body.strip() else None,
+    )
