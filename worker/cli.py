@@ -394,9 +394,18 @@ def schema() -> None:
 
 
 @cli.command("settings")
-def show_settings() -> None:
-    """Print the settings in force (from INGEST_* variables)."""
-    typer.echo(get_settings().model_dump_json(indent=2))
+def show_settings(
+    markdown: Annotated[bool, typer.Option(help="Print the documented settings table instead.")] = False,
+) -> None:
+    """Print the settings in force (from INGEST_* variables), or their documentation table."""
+    if not markdown:
+        typer.echo(get_settings().model_dump_json(indent=2))
+        return
+    typer.echo("| variable | default | meaning |\n| --- | --- | --- |")
+    for name, field in Settings.model_fields.items():
+        default = json.dumps(field.default, default=str) if field.default is not None else "unset"
+        meaning = (field.description or "").replace("|", "\\|")
+        typer.echo(f"| `INGEST_{name.upper()}` | `{default}` | {meaning} |")
 
 
 def main() -> None:
