@@ -29,6 +29,8 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 PROSE_CHARS = 120
 #: Lines with fewer words than this are labels, buttons or headings, unless CJK.
 PROSE_WORDS = 8
+#: What a line that is not prose costs the run of paragraphs it sits in (plus half its length).
+NON_PROSE_PENALTY = 40
 #: Lines at the top (headline, kicker, byline, date) checked against the page's metadata.
 HEAD_LINES = 5
 
@@ -45,6 +47,7 @@ class PageContext:
     titles: tuple[str, ...] = ()
     authors: tuple[str, ...] = ()
     link_texts: frozenset[str] = field(default_factory=frozenset)
+    captions: frozenset[str] = field(default_factory=frozenset)
 
 
 def is_prose(line: str) -> bool:
@@ -88,6 +91,8 @@ def clean_lines(lines: Iterable[str], context: PageContext) -> list[str]:
             continue
         if line_key in context.link_texts and len(line_key.split()) < 30:
             continue
+        if line_key in context.captions:
+            continue
         if not prose and counts[line_key] > 1:
             continue
         if index < HEAD_LINES and not kept:
@@ -100,11 +105,23 @@ def clean_lines(lines: Iterable[str], context: PageContext) -> list[str]:
 
 
 def _trim_edges(lines: list[str]) -> list[str]:
-    """Drop non-prose lines before the first and after the last prose paragraph."""
-    prose = [index for index, line in enumerate(lines) if is_prose(line)]
-    if not prose:
-        return lines
-    return lines[prose[0] : prose[-1] + 1]
+    """The densest run of prose: page chrome before and after the article cut off.
+
+    Each prose line counts its length, each other line a penalty (``maximum subarray``), so
+    sub-headings between paragraphs stay while a block of buttons, labels and teasers
+    separating a stray caption or a footer prompt from the article ends the run.
+    """
+    best_sum, best = 0.0, (0, len(lines))
+    run_sum, run_start = 0.0, 0
+    found = False
+    for index, line in enumerate(lines):
+        weight = float(len(line)) if is_prose(line) else -(NON_PROSE_PENALTY + len(line) / 2)
+        if run_sum <= 0:
+            run_sum, run_start = 0.0, index
+        run_sum += weight
+        if run_sum > best_sum:
+            best_sum, best, found = run_sum, (run_start, index + 1), True
+    return lines[best[0] : best[1]] if found else lines
 
 
 def add_lead(lines: list[str], description: str | None, shown: Callable[[str], bool]) -> list[str]:

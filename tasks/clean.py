@@ -54,6 +54,14 @@ def _link_texts(root: etree._Element) -> frozenset[str]:
     return frozenset(texts)
 
 
+def _captions(root: etree._Element) -> frozenset[str]:
+    """Texts that describe images: ``alt`` attributes and ``<figcaption>`` (captions are not article text)."""
+    texts = {key(alt) for alt in root.xpath("//img/@alt") if len(alt) > 20}
+    texts.update(key(caption.text_content()) for caption in root.iter("figcaption"))
+    texts.discard("")
+    return frozenset(texts)
+
+
 def _shown(root: etree._Element, text_key: str) -> bool:
     """Whether ``text_key`` appears in the visible text of the page body."""
     visible = root.xpath("//body//text()[not(ancestor::script) and not(ancestor::style)]")
@@ -79,6 +87,7 @@ def clean_article(html: str, url: str | None = None, language: str | None = None
         titles=metadata.title_candidates,
         authors=tuple(metadata.authors),
         link_texts=_link_texts(root),
+        captions=_captions(root),
     )
     document = trafilatura.bare_extraction(
         root,
