@@ -19,7 +19,6 @@ from tasks.errors import PermanentError, TransientError
 from tasks.ssrf import GuardedBackend
 
 
-
 class GuardedTransport(httpx.HTTPTransport):
     """httpx's transport on an httpcore pool whose connections the SSRF guard opens."""
 

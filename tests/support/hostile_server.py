@@ -22,6 +22,7 @@ Routes (each counts its hits and records when they arrived, for the politeness t
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 import zlib
@@ -39,10 +40,54 @@ ARTICLE_TEXT = (
 )
 
 
+_WORDS = (
+    "gouvernement",
+    "ministre",
+    "élection",
+    "région",
+    "économie",
+    "budget",
+    "tribunal",
+    "enquête",
+    "police",
+    "témoin",
+    "village",
+    "hôpital",
+    "école",
+    "université",
+    "marché",
+    "entreprise",
+    "syndicat",
+    "grève",
+    "accord",
+    "sommet",
+    "frontière",
+    "rapport",
+    "chiffre",
+    "hausse",
+    "baisse",
+    "récolte",
+    "climat",
+    "tempête",
+    "incendie",
+    "musée",
+    "festival",
+    "équipe",
+    "match",
+)
+
+
 def article_html(title: str, paragraphs: int = 6, charset_meta: str | None = "utf-8") -> str:
-    """A page with enough article text for the cleaning stage to keep it."""
+    """A page with enough article text for the cleaning stage to keep it; its text differs
+    from page to page (seeded by ``title``) so the dedup stage sees distinct articles."""
+    rng = random.Random(title)
     meta = f'<meta charset="{charset_meta}">' if charset_meta else ""
-    body = "\n".join(f"<p>{ARTICLE_TEXT} Paragraphe {index}.</p>" for index in range(paragraphs))
+    body = "\n".join(
+        f"<p>{ARTICLE_TEXT if index == 0 else ''} "
+        + " ".join(rng.choice(_WORDS) for _ in range(60))
+        + ".</p>"
+        for index in range(paragraphs)
+    )
     return (
         f'<!DOCTYPE html><html lang="fr"><head>{meta}<title>{title}</title></head>'
         f"<body><article><h1>{title}</h1>{body}</article></body></html>"
@@ -154,7 +199,9 @@ class _Handler(BaseHTTPRequestHandler):
             html = article_html("Affaire Volkov : les enquêteurs évoquent Al-Qaïda", charset_meta=None)
             self._send(200, "text/html", html.encode("cp1252"))
         elif path == "/fake.pdf":
-            pdf = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n" + b"0" * 5000 + b"\ntrailer<<>>\n%%EOF\n"
+            pdf = (
+                b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<<>>endobj\n" + b"0" * 5000 + b"\ntrailer<<>>\n%%EOF\n"
+            )
             self._send(200, "text/html", pdf)
         elif path == "/xhtml":
             html = '<?xml version="1.0" encoding="utf-8"?>\n' + article_html("xhtml").replace(
@@ -164,7 +211,9 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, "text/html", b"<html><body>not found</body></html>")
 
-    def _send(self, status: int, content_type: str, body: bytes, headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, content_type: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))

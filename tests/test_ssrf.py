@@ -1,0 +1,161 @@
+"""SSRF protection: refused addresses are decided at the connector and never dialled.
+
+No test sends a packet anywhere but 127.0.0.1: the refused addresses (169.254.169.254,
+10.0.0.1, ...) are stopped by the policy inside :class:`GuardedBackend` before
+``open_socket`` runs, and the recording backend below proves it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from config import Settings
+from tasks.errors import IngestError
+from tasks.fetch import Fetcher, build_fetcher
+from tasks.http_client import build_client
+from tasks.ssrf import AddressPolicy, GuardedBackend, is_forbidden
+from tests.support.hostile_server import HostileServer, serve_hostile
+
+
+class RecordingBackend(GuardedBackend):
+    """The real guarded backend, noting every address it actually dials."""
+
+    def __init__(self, policy: AddressPolicy) -> None:
+        super().__init__(policy)
+        self.dialled: list[str] = []
+
+    def open_socket(
+        self, address: str, port: int, timeout: float | None, local_address: str | None
+    ) -> socket.socket:
+        self.dialled.append(address)
+        if ipaddress.ip_address(address) not in ipaddress.ip_network("127.0.0.0/8"):
+            raise AssertionError(f"test tried to dial {address}")  # never leave loopback
+        return super().open_socket(address, port, timeout, local_address)
+
+
+@pytest.fixture
+def server() -> Iterator[HostileServer]:
+    with serve_hostile() as running:
+        running.robots = None
+        yield running
+
+
+def _fetcher(settings: Settings, policy: AddressPolicy) -> tuple[Fetcher, RecordingBackend]:
+    backend = RecordingBackend(policy)
+    base = build_fetcher(settings.model_copy(update={"host_rate": 1000.0, "fetch_allow_private": False}))
+    client = build_client(backend, user_agent=settings.user_agent, max_connections=10, http2=False)
+    base.client.close()
+    return Fetcher(base.settings, client, base.limiter, base.robots, base.validators), backend
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "169.254.169.254",  # cloud metadata
+        "10.0.0.1",
+        "172.16.5.4",
+        "192.168.1.1",
+        "100.64.0.1",  # CGNAT
+        "127.0.0.1",
+        "0.0.0.0",
+        "224.0.0.251",  # multicast
+        "240.0.0.1",  # reserved
+        "255.255.255.255",
+        "198.18.0.1",
+        "::1",
+        "::",
+        "::ffff:127.0.0.1",  # IPv4-mapped loopback
+        "::ffff:169.254.169.254",  # IPv4-mapped metadata
+        "::ffff:10.0.0.1",
+        "::127.0.0.1",  # IPv4-compatible (deprecated)
+        "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+        "2002:a00:1::1",  # 6to4 of 10.0.0.1
+        "fe80::1",
+        "fc00::1",
+        "fd12:3456::1",
+        "ff02::1",
+        "2001:db8::1",
+    ],
+)
+def test_non_public_addresses_are_forbidden(address: str) -> None:
+    assert is_forbidden(ipaddress.ip_address(address))
+    assert not AddressPolicy().allows(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])
+def test_public_addresses_are_allowed(address: str) -> None:
+    assert AddressPolicy().allows(ipaddress.ip_address(address))
+
+
+def test_refusal_is_on_by_default() -> None:
+    assert Settings(_env_file=None).fetch_allow_private is False  # type: ignore[call-arg]
+
+
+def test_allowed_networks_exempt_only_themselves() -> None:
+    policy = AddressPolicy.from_settings(False, ["10.20.0.0/16"])
+    assert policy.allows(ipaddress.ip_address("10.20.3.4"))
+    assert not policy.allows(ipaddress.ip_address("10.21.3.4"))
+    assert not policy.allows(ipaddress.ip_address("169.254.169.254"))
+
+
+def test_a_name_with_one_private_answer_is_refused() -> None:
+    def resolver(host: str, port: int) -> list[str]:
+        return ["93.184.216.34", "10.0.0.1"]
+
+    with pytest.raises(IngestError) as caught:
+        AddressPolicy().checked_addresses("rebind.example", 80, resolver)
+    assert caught.value.reason == "blocked_address"
+
+
+@pytest.mark.parametrize("target", ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.1/admin"])
+def test_redirect_to_internal_address_is_never_dialled(
+    settings: Settings, server: HostileServer, target: str
+) -> None:
+    # The operator exempts loopback (where the test server is); everything else stays refused.
+    fetcher, backend = _fetcher(settings, AddressPolicy.from_settings(False, ["127.0.0.0/8"]))
+    try:
+        with pytest.raises(IngestError) as caught:
+            fetcher.fetch(server.url("/to/" + target), "rec")
+    finally:
+        fetcher.client.close()
+    assert caught.value.reason == "blocked_address"
+    assert server.hits["/to/" + target] == 1  # the first hop was served...
+    assert set(backend.dialled) == {"127.0.0.1"}  # ...and the redirect target never dialled
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "[::ffff:127.0.0.1]", "[::1]", "127.1"])
+def test_loopback_is_refused_before_connecting(settings: Settings, server: HostileServer, host: str) -> None:
+    port = server.server_address[1]
+    fetcher, backend = _fetcher(settings, AddressPolicy())
+    try:
+        with pytest.raises(IngestError) as caught:
+            fetcher.fetch(f"http://{host}:{port}/page/x", "rec")
+    finally:
+        fetcher.client.close()
+    assert caught.value.reason == "blocked_address"
+    assert backend.dialled == []
+    assert server.hits == {}
+
+
+def test_allow_private_lets_loopback_through(settings: Settings, server: HostileServer) -> None:
+    fetcher, backend = _fetcher(settings, AddressPolicy(allow_private=True))
+    try:
+        assert fetcher.fetch(server.url("/page/ok"), "rec").status == 200
+    finally:
+        fetcher.client.close()
+    assert set(backend.dialled) == {"127.0.0.1"}
+
+
+def test_default_fetcher_refuses_loopback(settings: Settings, server: HostileServer) -> None:
+    fetcher = build_fetcher(settings.model_copy(update={"fetch_allow_private": False}))
+    try:
+        with pytest.raises(IngestError) as caught:
+            fetcher.fetch(server.url("/page/x"), "rec")
+    finally:
+        fetcher.client.close()
+    assert caught.value.reason == "blocked_address"
+    assert server.hits == {}
