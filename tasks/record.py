@@ -28,7 +28,15 @@ class Entity(BaseModel):
     label: EntityLabel = Field(description="PER, ORG, LOC or MISC.")
     count: int = Field(ge=1, description="Mentions in the text.")
     first_offset: int = Field(ge=0, description="Character offset of the first mention.")
-    method: str = Field(description="What found it, e.g. `spacy:fr_core_news_sm`.")
+    method: str = Field(
+        description="What found it: `spacy:<pipeline>` for a model, `fallback:gazetteer`, "
+        "`fallback:names` or `fallback:title` for a language without one, `rule:acronym`."
+    )
+    key: str | None = Field(
+        default=None,
+        description="Join key across articles and languages: `geonames:<id>` for a known place, "
+        "else `<label>:<folded name>` (e.g. `per:serguei-lavrov`).",
+    )
 
 
 class ArticleRecord(BaseModel):

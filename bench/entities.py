@@ -1,0 +1,387 @@
+"""Entity quality, cost and the seed story, measured on ../shared.
+
+Sections (each prints a table; pick with ``--only``):
+
+* ``quality``: precision / recall / F1 per label and overall (PER+ORG+LOC, micro-averaged,
+  exact span and label; MISC reported apart, as ``../shared/ner/README.md`` asks) on the
+  WikiNEuRal test splits: each configured model on its language, "raw" (the model's spans
+  with only the label mapping) and "ours" (after normalisation and merging), and the
+  fallback alone on de, es, it (and fr, en for reference).
+* ``seed``: the Le Soleil AFP story through the real offline path (page text -> HTML ->
+  language, clean, entities): expected entities found with the right label, and entities
+  that come from the page chrome.
+* ``speed``: words/s per core and RSS of each model (NER only, paragraphs batched), each
+  in a fresh process; and the whole CPU path (``worker.offline.process_html``) on the corpus
+  pages with and without entities, one process; and what ``--cap`` costs in entities.
+
+Run: ``.venv/bin/python bench/entities.py [--only quality,seed,speed] [--limit N]``.
+Timings are wall-clock on one process; the machine may be shared, so check ``uptime``.
+The fallback is measured without known names (an empty Redis table) unless
+``--learned-names`` is given: then names found by the models on the corpus pages (in
+``--names-min`` articles or more) are matched too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import html as html_lib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+NER = SHARED / "ner"
+CORPUS = SHARED / "corpus" / "news"
+SEED = SHARED / "examples"
+
+from config import Settings  # noqa: E402
+from tasks.entities import build_registry  # noqa: E402
+from tasks.ner.extract import document_mentions, raw_mentions  # noqa: E402
+from tasks.ner.merge import resolve  # noqa: E402
+from tasks.ner.models import ModelRegistry  # noqa: E402
+from tasks.ner.normalise import LABEL_MAP, Mention, normalise_mentions  # noqa: E402
+
+Span = tuple[int, int, str]
+MAIN = ("PER", "ORG", "LOC")
+
+
+def read_conll(language: str, limit: int | None = None) -> list[tuple[str, set[Span]]]:
+    """Sentences of a WikiNEuRal test split as (text with single spaces, gold spans)."""
+    sentences: list[tuple[str, set[Span]]] = []
+    tokens: list[tuple[str, str]] = []
+    with gzip.open(NER / f"wikineural-{language}-test.conllu.gz", "rt", encoding="utf-8") as handle:
+        for line in [*handle, "\n"]:
+            line = line.rstrip("\n")
+            if line:
+                _, token, tag = line.split("\t")
+                tokens.append((token, tag))
+                continue
+            if tokens:
+                sentences.append(_sentence(tokens))
+                tokens = []
+            if limit and len(sentences) >= limit:
+                break
+    return sentences
+
+
+def _sentence(tokens: list[tuple[str, str]]) -> tuple[str, set[Span]]:
+    offsets, position = [], 0
+    for token, _ in tokens:
+        offsets.append((position, position + len(token)))
+        position += len(token) + 1
+    spans: set[Span] = set()
+    start, label = None, None
+    for index, (_, tag) in enumerate([*tokens, ("", "O")]):
+        continues = tag.startswith("I-") and tag[2:] == label
+        if start is not None and not continues:
+            spans.add((offsets[start][0], offsets[index - 1][1], str(label)))
+            start = None
+        if tag != "O" and not continues:
+            start, label = index, tag[2:]
+    return " ".join(token for token, _ in tokens), spans
+
+
+@dataclass
+class Score:
+    """Counts per label."""
+
+    tp: Counter[str] = field(default_factory=Counter)
+    fp: Counter[str] = field(default_factory=Counter)
+    fn: Counter[str] = field(default_factory=Counter)
+
+    def add(self, gold: set[Span], predicted: set[Span]) -> None:
+        for span in predicted:
+            (self.tp if span in gold else self.fp)[span[2]] += 1
+        for span in gold - predicted:
+            self.fn[span[2]] += 1
+
+    def prf(self, labels: Iterable[str]) -> tuple[float, float, float, int]:
+        labels = list(labels)
+        tp = sum(self.tp[label] for label in labels)
+        fp = sum(self.fp[label] for label in labels)
+        fn = sum(self.fn[label] for label in labels)
+        precision = tp / (tp + fp) if tp + fp else 0.0
+        recall = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return precision, recall, f1, tp + fp
+
+
+def spans_of(mentions: list[Mention]) -> set[Span]:
+    return {(m.start, m.end, m.label) for m in mentions if m.label in LABEL_MAP.values()}
+
+
+def print_scores(title: str, score: Score) -> None:
+    row = [title]
+    for labels in (("PER",), ("ORG",), ("LOC",), MAIN, ("MISC",)):
+        precision, recall, f1, _ = score.prf(labels)
+        row.append(f"{precision:.3f}/{recall:.3f}/{f1:.3f}")
+    print(f"| {' | '.join(row)} |", flush=True)
+
+
+def quality(args: argparse.Namespace, registry: ModelRegistry) -> None:
+    print("\n## WikiNEuRal test, exact span match: P/R/F1 per label; overall = PER+ORG+LOC micro")
+    print("| run | PER | ORG | LOC | overall | MISC |")
+    print("|---|---|---|---|---|---|")
+    fallback_only = ModelRegistry({}, fallback=registry.fallback, gazetteer=registry.gazetteer)
+    for language in args.languages:
+        sentences = read_conll(language, args.limit)
+        texts = [text for text, _ in sentences]
+        languages: list[str | None] = [language] * len(texts)
+        model = registry.model(language)
+        if model is not None:
+            started = time.perf_counter()
+            found = raw_mentions(texts, languages, registry)
+            elapsed = time.perf_counter() - started
+            raw, ours = Score(), Score()
+            for (text, gold), mentions in zip(sentences, found, strict=True):
+                mapped = [
+                    Mention(m.text, LABEL_MAP[m.label], m.start, m.end, m.method)
+                    for m in mentions
+                    if m.label in LABEL_MAP
+                ]
+                raw.add(gold, spans_of(mapped))
+                ours.add(
+                    gold,
+                    spans_of(resolve(text, normalise_mentions(text, mentions, language), registry.gazetteer)),
+                )
+            words = sum(len(text.split()) for text in texts)
+            print_scores(f"{language} {model.name} raw ({len(texts)} sent., {words / elapsed:,.0f} w/s)", raw)
+            print_scores(f"{language} {model.name} ours", ours)
+        if language in args.fallback_languages or model is None:
+            score = Score()
+            for (_, gold), mentions in zip(
+                sentences, document_mentions(texts, languages, fallback_only, 10**9), strict=True
+            ):
+                score.add(gold, spans_of(mentions))
+            print_scores(f"{language} fallback alone", score)
+            if args.show_errors:
+                _show_fallback_errors(sentences, texts, languages, fallback_only)
+
+
+def _show_fallback_errors(
+    sentences: list[tuple[str, set[Span]]],
+    texts: list[str],
+    languages: list[str | None],
+    registry: ModelRegistry,
+) -> None:
+    wrong: Counter[str] = Counter()
+    for (text, gold), mentions in zip(
+        sentences, document_mentions(texts, languages, registry, 10**9), strict=True
+    ):
+        for m in mentions:
+            if (m.start, m.end, m.label) not in gold:
+                overlap = [f"{text[s:e]}/{lab}" for s, e, lab in gold if s < m.end and m.start < e]
+                wrong[f"{m.text}/{m.label} {m.method} gold={overlap}"] += 1
+    for item, count in wrong.most_common(40):
+        print(f"    {count:4d} {item}")
+
+
+def seed(registry: ModelRegistry, settings: Settings) -> None:
+    from worker.offline import process_html
+
+    expected = json.loads((SEED / "lesoleil-afp-syria.expected.json").read_text("utf-8"))
+    page = (SEED / "lesoleil-afp-syria.page.txt").read_text("utf-8")
+    blocks = [block.strip() for block in page.split("\n\n") if block.strip()]
+    body = "".join(f"<p>{html_lib.escape(block)}</p>\n" for block in blocks)
+    title = html_lib.escape(expected["title"])
+    document = f'<html lang="fr"><head><title>{title}</title></head><body>{body}</body></html>'
+    record = process_html(document, "https://www.lapresse.ca/le-soleil/monde/syrie.php", settings, registry)
+    print("\n## Seed story (../shared/examples/lesoleil-afp-syria), whole offline path")
+    aliases = {alias.casefold(): name for alias, name in expected["entity_aliases"].items()}
+    got = {(aliases.get(e.text.casefold(), e.text), e.label) for e in record.entities}
+    wanted = [(name, label) for label, names in expected["entities_expected"].items() for name in names]
+    hits = [item for item in wanted if item in got]
+    body_text = "\n".join(expected["body_paragraphs"]) + "\n" + expected["title"]
+    chrome = [e.text for e in record.entities if e.text not in body_text]
+    missing_per = [name for name, label in wanted if label == "PER" and (name, label) not in got]
+    print(
+        f"expected found with right label: {len(hits)}/{len(wanted)}; "
+        f"missing: {sorted(set(wanted) - set(hits))}"
+    )
+    print(f"every expected PER: {not missing_per}; entities not in the article (chrome): {chrome}")
+    for entity in record.entities:
+        print(f"    {entity.label:4} {entity.text!r:45} x{entity.count} {entity.key} {entity.method}")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def model_cost(name: str, language: str) -> dict[str, float]:
+    """In this (fresh) process: load time, RSS added and words/s of one model on corpus text."""
+    from tasks.ner.models import LoadedModel, load_ner_pipeline
+
+    texts = _corpus_texts(language)
+    if not texts:
+        texts = [" ".join(text for text, _ in read_conll(language, 2000))]
+    before = _rss_mb()
+    started = time.perf_counter()
+    nlp = load_ner_pipeline(name)
+    load = time.perf_counter() - started
+    registry = ModelRegistry({language: name})
+    registry._loaded[language] = LoadedModel(nlp, name)
+    raw_mentions(texts[:2], [language] * 2, registry)  # warm up
+    words = sum(len(text.split()) for text in texts)
+    started = time.perf_counter()
+    raw_mentions(texts, [language] * len(texts), registry)
+    elapsed = time.perf_counter() - started
+    return {"load_s": load, "rss_mb": _rss_mb() - before, "words_per_s": words / elapsed, "words": words}
+
+
+_TEXTS: dict[str, list[str]] = {}
+
+
+def _corpus_pages() -> list[tuple[dict[str, object], str]]:
+    from worker.offline import read_html_file
+
+    rows = [json.loads(line) for line in (CORPUS / "index.jsonl").read_text("utf-8").splitlines()]
+    return [(row, read_html_file(CORPUS / str(row["html"]))) for row in rows]
+
+
+def _corpus_texts(language: str) -> list[str]:
+    """Cleaned texts of the corpus pages in ``language`` (the pipeline's own clean stage)."""
+    from worker.offline import process_html
+
+    if not _TEXTS:
+        settings = Settings(_env_file=None)  # type: ignore[call-arg]
+        for row, page in _corpus_pages():
+            try:
+                record = process_html(page, str(row["url"]), settings, None)
+            except Exception:
+                continue
+            _TEXTS.setdefault(record.language or "", []).append(record.text)
+    texts = _TEXTS.get(language, [])
+    return texts * max(1, 20_000 // max(1, sum(len(t.split()) for t in texts))) if texts else []
+
+
+def speed(args: argparse.Namespace, settings: Settings) -> None:
+    print("\n## Cost per model (NER only, paragraphs batched with nlp.pipe; fresh process each)")
+    print("| model | language | load s | RSS added MB | words/s (1 core) |")
+    print("|---|---|---|---|---|")
+    for language, name in [*sorted(settings.spacy_models.items()), ("fr", "fr_core_news_sm")]:
+        out = subprocess.run(
+            [sys.executable, __file__, "--model-cost", f"{language}:{name}"],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+        if out.returncode:
+            print(f"| {name} | {language} | failed: {out.stderr.strip().splitlines()[-1:]} |")
+            continue
+        cost = json.loads(out.stdout.strip().splitlines()[-1])
+        print(
+            f"| {name} | {language} | {cost['load_s']:.1f} | {cost['rss_mb']:.0f} | "
+            f"{cost['words_per_s']:,.0f} ({cost['words']:,.0f} words) |"
+        )
+    throughput(args, settings)
+
+
+def throughput(args: argparse.Namespace, settings: Settings) -> None:
+    from worker.offline import process_html
+
+    pages = _corpus_pages()
+    registry = build_registry(settings, learn_names=False)
+
+    def run(with_entities: bool) -> tuple[float, int, Counter[str]]:
+        words, methods = 0, Counter[str]()
+        started = time.perf_counter()
+        for row, page in pages:
+            try:
+                record = process_html(page, str(row["url"]), settings, registry if with_entities else None)
+            except Exception:
+                continue
+            words += len(record.text.split())
+            methods.update(entity.method.split(":")[0] for entity in record.entities)
+        return time.perf_counter() - started, words, methods
+
+    run(True)  # loads the models and the gazetteer; not timed
+    best: dict[bool, float] = {}
+    words = 0
+    methods: Counter[str] = Counter()
+    for _ in range(args.repeat):
+        for flag in (False, True):
+            elapsed, words, found = run(flag)
+            best[flag] = min(best.get(flag, float("inf")), elapsed)
+            methods = found or methods
+    print(f"\n## Whole CPU path on {len(pages)} corpus pages, one process (best of {args.repeat})")
+    print("| path | seconds | words/s | pages/s |")
+    print("|---|---|---|---|")
+    for flag in (False, True):
+        label = "with entities" if flag else "without entities"
+        print(f"| {label} | {best[flag]:.2f} | {words / best[flag]:,.0f} | {len(pages) / best[flag]:.1f} |")
+    print(
+        f"ratio with/without: {best[False] / best[True]:.2f} (bar: >= 0.60); "
+        f"entities by method: {dict(methods)}"
+    )
+    print(f"RSS of this process with every model loaded: {_rss_mb():.0f} MB")
+    cap_cost(registry)
+
+
+def cap_cost(registry: ModelRegistry) -> None:
+    """Entities lost when the text sent to the model is capped, on the corpus pages."""
+    from tasks.ner.extract import extract_many
+
+    texts = [(language, text) for language, group in _TEXTS.items() for text in group]
+    languages: list[str | None] = [language for language, _ in texts]
+    full = extract_many([t for _, t in texts], languages, registry, 10**9)
+    print("\n## Cost of INGEST_ENTITIES_MAX_CHARS on the corpus pages (entities kept vs no cap)")
+    print("| cap | texts cut | entities kept |")
+    print("|---|---|---|")
+    total = sum(len(entities) for entities in full)
+    for cap in (5_000, 10_000, 20_000):
+        capped = extract_many([t for _, t in texts], languages, registry, cap)
+        kept = sum(
+            len({(e.text, e.label) for e in a} & {(e.text, e.label) for e in b})
+            for a, b in zip(full, capped, strict=True)
+        )
+        cut = sum(len(t) > cap for _, t in texts)
+        print(f"| {cap:,} | {cut}/{len(texts)} | {kept / total:.3f} ({kept}/{total}) |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="quality,seed,speed")
+    parser.add_argument("--languages", default="fr,en,de,es,it")
+    parser.add_argument("--fallback-languages", default="de,es,it,fr,en")
+    parser.add_argument("--limit", type=int, default=None, help="Sentences per language (default: all).")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--show-errors", action="store_true")
+    parser.add_argument("--model-cost", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.model_cost:
+        language, name = args.model_cost.split(":", 1)
+        print(json.dumps(model_cost(name, language)))
+        return
+    if not NER.is_dir() or not CORPUS.is_dir():
+        sys.exit(
+            f"bench/entities.py needs the shared data at {SHARED} (ner/, corpus/news, examples/): not found"
+        )
+    args.languages = args.languages.split(",")
+    args.fallback_languages = args.fallback_languages.split(",")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    registry = build_registry(settings, learn_names=False)
+    sections = args.only.split(",")
+    if "quality" in sections:
+        quality(args, registry)
+    if "seed" in sections:
+        seed(registry, settings)
+    if "speed" in sections:
+        speed(args, settings)
+
+
+if __name__ == "__main__":
+    main()

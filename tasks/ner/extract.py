@@ -1,0 +1,121 @@
+"""The whole entity path for one or many documents: model or fallback, normalise, merge.
+
+Paragraphs, not documents, are what the model sees: ``nlp.pipe`` over the paragraphs of
+every document in hand (one article in a worker, hundreds in a benchmark) batches them, which
+runs the transition-based NER about 1.5 times faster than one long ``Doc`` per article, with
+the same entities (no entity crosses a blank line).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import replace
+
+from tasks.ner.merge import resolve, to_entities
+from tasks.ner.models import ModelRegistry
+from tasks.ner.normalise import Mention, normalise_mentions
+from tasks.record import Entity
+
+_PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+#: Paragraphs per ``nlp.pipe`` batch.
+BATCH_SIZE = 256
+
+
+def cap_text(text: str, max_chars: int) -> str:
+    """At most ``max_chars`` of ``text``, cut at a paragraph, sentence or word boundary."""
+    if len(text) <= max_chars:
+        return text
+    head = text[:max_chars]
+    for boundary in ("\n\n", ". ", " "):
+        cut = head.rfind(boundary)
+        if cut > max_chars // 2:
+            return head[: cut + (1 if boundary == ". " else 0)]
+    return head
+
+
+def paragraphs(text: str) -> list[tuple[int, str]]:
+    """``(offset, paragraph)`` for each non-empty paragraph of ``text``."""
+    found = []
+    start = 0
+    for match in _PARAGRAPH_BREAK.finditer(text):
+        if text[start : match.start()].strip():
+            found.append((start, text[start : match.start()]))
+        start = match.end()
+    if text[start:].strip():
+        found.append((start, text[start:]))
+    return found
+
+
+def raw_mentions(
+    texts: list[str], languages: list[str | None], registry: ModelRegistry, batch_size: int = BATCH_SIZE
+) -> list[list[Mention]]:
+    """Mentions as the model (or the fallback) finds them, before any normalisation.
+
+    Model labels are kept as the model gives them (``GPE``, ``PERSON``...).
+    """
+    found: list[list[Mention]] = [[] for _ in texts]
+    by_language: dict[str | None, list[int]] = defaultdict(list)
+    for index, language in enumerate(languages):
+        by_language[language].append(index)
+    for language, indexes in by_language.items():
+        model = registry.model(language)
+        if model is None:
+            if registry.fallback is not None:
+                for index in indexes:
+                    found[index] = registry.fallback.mentions(texts[index], language)
+            continue
+        pieces = [(index, offset, part) for index in indexes for offset, part in paragraphs(texts[index])]
+        docs = model.nlp.pipe((part for _, _, part in pieces), batch_size=batch_size)
+        for (index, offset, _), doc in zip(pieces, docs, strict=True):
+            found[index].extend(
+                Mention(ent.text, ent.label_, offset + ent.start_char, offset + ent.end_char, model.method)
+                for ent in doc.ents
+            )
+    return found
+
+
+def document_mentions(
+    texts: list[str],
+    languages: list[str | None],
+    registry: ModelRegistry,
+    max_chars: int,
+    batch_size: int = BATCH_SIZE,
+) -> list[list[Mention]]:
+    """Normalised, merged mentions of each document (what :func:`extract_many` counts)."""
+    capped = [cap_text(text, max_chars) for text in texts]
+    results = []
+    for text, language, mentions in zip(
+        capped, languages, raw_mentions(capped, languages, registry, batch_size), strict=True
+    ):
+        normalised = normalise_mentions(text, mentions, language)
+        results.append(resolve(text, normalised, registry.gazetteer))
+    return results
+
+
+def extract_many(
+    texts: list[str],
+    languages: list[str | None],
+    registry: ModelRegistry,
+    max_chars: int,
+    batch_size: int = BATCH_SIZE,
+) -> list[list[Entity]]:
+    """Entities of each document; documents of one language share ``nlp.pipe`` batches."""
+    return [
+        to_entities(mentions)
+        for mentions in document_mentions(texts, languages, registry, max_chars, batch_size)
+    ]
+
+
+def extract_entities(
+    text: str, language: str | None, registry: ModelRegistry, max_chars: int
+) -> list[Entity]:
+    """Entities of one document (an empty text has none)."""
+    if not text.strip():
+        return []
+    return extract_many([text], [language], registry, max_chars)[0]
+
+
+def with_method(mentions: list[Mention], method: str) -> list[Mention]:
+    """The mentions marked as found by ``method``."""
+    return [replace(mention, method=method) for mention in mentions]
