@@ -86,7 +86,14 @@ class ArticleRecord(BaseModel):
         default=None, description="sha256 of the normalized text (exact-duplicate key)."
     )
     duplicate_of: str | None = Field(
-        default=None, description="`id` of the first-seen copy of this text, null if first."
+        default=None,
+        description="`id` of the first-seen member of this article's group of (near-)copies, "
+        "null for the first. Every member of a group points at the same `id`.",
+    )
+    similarity: float | None = Field(
+        default=None,
+        description="For a copy: estimated Jaccard similarity (word 5-shingles, MinHash) to the "
+        "closest earlier member of its group, 1.0 for an exact copy; null for the first.",
     )
     pipeline: dict[str, float] = Field(default_factory=dict, description="Seconds spent per stage.")
 
