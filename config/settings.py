@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: Redis used by workers and producers when ``INGEST_REDIS_URL`` is unset (``ingest run``
@@ -71,8 +71,10 @@ class Settings(BaseSettings):
         default="threads",
         description="Celery pool of the fetch worker: `threads` or `gevent` (see bench/fetch.py).",
     )
-    fetch_max_connections: int = Field(
-        default=400, description="Pooled HTTP connections per fetch worker process."
+    fetch_host_connections: int = Field(
+        default=16,
+        description="Pooled HTTP connections per host in a fetch worker process (requests in "
+        "flight per process are bounded by `fetch_concurrency`).",
     )
     fetch_http2: bool = Field(default=True, description="Offer HTTP/2 to HTTPS servers (ALPN).")
     fetch_allowed_networks: list[str] = Field(
@@ -238,6 +240,16 @@ class Settings(BaseSettings):
     log_json: bool | None = Field(
         default=None, description="JSON log lines. Unset: JSON unless stderr is a terminal."
     )
+
+    @model_validator(mode="after")
+    def _soft_limit_first(self) -> Settings:
+        """Celery ignores a hard time limit that is not above the soft one."""
+        if self.soft_time_limit >= self.time_limit:
+            raise ValueError(
+                f"INGEST_SOFT_TIME_LIMIT ({self.soft_time_limit}) must be below "
+                f"INGEST_TIME_LIMIT ({self.time_limit})"
+            )
+        return self
 
     @property
     def effective_redis_url(self) -> str:

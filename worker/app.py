@@ -21,6 +21,7 @@ STAGE_MODULES = [
     "tasks.entities",
     "tasks.dedup",
     "tasks.publish",
+    "worker.failures",
 ]
 
 

@@ -115,7 +115,7 @@ def _run_job(
 
     store = JsonlStore(out)
     for path in (store.articles_path, store.dead_letters_path):
-        path.unlink(missing_ok=True)
+        path.write_bytes(b"")  # both files exist after a run, even when one stays empty
     with ExitStack() as stack:
         redis_url = base.redis_url
         if redis_url is None:
@@ -266,7 +266,8 @@ def worker(
     queues: Annotated[str, typer.Option(help="Comma-separated: fetch, cpu.")] = "fetch,cpu",
     concurrency: Annotated[int | None, typer.Option(help="Threads (fetch) or processes (cpu).")] = None,
     pool: Annotated[
-        str | None, typer.Option(help="Celery pool: threads, prefork, solo (default by queue).")
+        str | None,
+        typer.Option(help="Celery pool: threads, gevent, prefork, solo (fetch: INGEST_FETCH_POOL)."),
     ] = None,
 ) -> None:
     """Run a Celery worker on the given queues (fetch: threads pool; cpu: prefork)."""
@@ -280,7 +281,13 @@ def worker(
         )
         raise typer.Exit(2)
     fetch_only = chosen == ["fetch"]
-    pool = pool or ("threads" if fetch_only else "prefork")
+    pool = pool or (settings.fetch_pool if fetch_only else "prefork")
+    if pool in ("gevent", "eventlet"):
+        # Celery monkey-patches the standard library only when started as `celery`; patch
+        # here, before the app, Redis or httpx open a socket (see bench/fetch.py for why).
+        from celery import maybe_patch_concurrency
+
+        maybe_patch_concurrency(["-P", pool])
     if concurrency is None:
         concurrency = (
             settings.fetch_concurrency if fetch_only else (settings.cpu_concurrency or os.cpu_count() or 1)

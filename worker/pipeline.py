@@ -18,6 +18,7 @@ from tasks.fetch import fetch
 from tasks.language import language
 from tasks.publish import publish
 from tasks.record import Job
+from worker.failures import task_failed
 
 #: Stage names in chain order, as the ledger and ``ingest status`` report them.
 STAGES = ("fetch", "language", "clean", "entities", "dedup", "publish")
@@ -26,7 +27,7 @@ STAGES = ("fetch", "language", "clean", "entities", "dedup", "publish")
 def build_chain(job: Job, settings: Settings) -> Signature:
     """The Celery chain that takes one URL from fetch to publish, on these settings' queues."""
     cpu = settings.cpu_queue
-    return chain(
+    stages = chain(
         fetch.s(job.model_dump(mode="json")).set(queue=settings.fetch_queue),
         language.s().set(queue=cpu),
         clean.s().set(queue=cpu),
@@ -34,3 +35,6 @@ def build_chain(job: Job, settings: Settings) -> Signature:
         dedup.s().set(queue=cpu),
         publish.s().set(queue=cpu),
     )
+    # Called in the worker's main process when a stage dies from outside (hard time limit).
+    stages.link_error(task_failed.s())
+    return stages
