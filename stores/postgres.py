@@ -67,7 +67,7 @@ class PostgresStore:
             # is not safe against itself (pg_type unique violation) without a lock.
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.table,))
-                conn.execute(SCHEMA.format(table=self.table))  # type: ignore[arg-type]
+                conn.execute(SCHEMA.format(table=self.table))
             self._schema_ready = True
         return conn
 
@@ -86,7 +86,7 @@ class PostgresStore:
             "record": Jsonb(record.model_dump(mode="json")),
         }
         try:
-            self._connection().execute(UPSERT.format(table=self.table), params)  # type: ignore[arg-type]
+            self._connection().execute(UPSERT.format(table=self.table), params)
         except psycopg.OperationalError as exc:
             self.close()
             raise TransientError(f"PostgreSQL unavailable: {exc}", reason="store_error") from exc
