@@ -31,6 +31,8 @@ PROSE_CHARS = 120
 PROSE_WORDS = 8
 #: What a line that is not prose costs the run of paragraphs it sits in (plus half its length).
 NON_PROSE_PENALTY = 40
+#: A CJK character carries about as much text as three Latin ones.
+CJK_WEIGHT = 3.0
 #: Lines at the top (headline, kicker, byline, date) checked against the page's metadata.
 HEAD_LINES = 5
 
@@ -53,7 +55,7 @@ class PageContext:
 def is_prose(line: str) -> bool:
     """A sentence-like paragraph rather than a label, a menu entry or a heading."""
     if _CJK.search(line):
-        return len(line) >= 25
+        return len(line) >= 25 or (len(line) >= 8 and line.endswith(("。", "！", "？", "다.")))
     if len(line) >= PROSE_CHARS:
         return True
     return len(_WORD.findall(line)) >= PROSE_WORDS and bool(_SENTENCE_END.search(line))
@@ -115,7 +117,10 @@ def _trim_edges(lines: list[str]) -> list[str]:
     run_sum, run_start = 0.0, 0
     found = False
     for index, line in enumerate(lines):
-        weight = float(len(line)) if is_prose(line) else -(NON_PROSE_PENALTY + len(line) / 2)
+        if is_prose(line):
+            weight = float(len(line)) * (CJK_WEIGHT if _CJK.search(line) else 1.0)
+        else:
+            weight = -(NON_PROSE_PENALTY + len(line) / 2)
         if run_sum <= 0:
             run_sum, run_start = 0.0, index
         run_sum += weight

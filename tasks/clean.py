@@ -19,7 +19,7 @@ from typing import Any
 import trafilatura
 from lxml import etree
 
-from tasks.boilerplate import PageContext, add_lead, clean_lines, key
+from tasks.boilerplate import PageContext, add_lead, clean_lines, is_prose, key
 from tasks.errors import PermanentError
 from tasks.html import parse
 from tasks.langid import LanguageGuess, detect_language, second_opinion
@@ -105,7 +105,7 @@ def clean_article(html: str, url: str | None = None, language: str | None = None
     elif metadata.article_body:
         lines = clean_lines(_paragraphs_of(metadata.article_body), context)
     text = "\n\n".join(lines)
-    if not text:
+    if not text or not (any(is_prose(line) for line in lines) or sum(ch.isalpha() for ch in text) >= 80):
         raise PermanentError("no article text found on the page", reason="no_text")
     return CleanArticle(text=text, metadata=metadata)
 

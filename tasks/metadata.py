@@ -84,13 +84,16 @@ AGENCIES = frozenset(
         "bloomberg",
     }
 )
-_TITLE_SEPARATORS = re.compile(r"\s+(?:[|｜·•»–—:-]|::|--)\s*|\s*[|｜]\s*|\s*(?:--|::)\s*")
+_TITLE_SEPARATORS = re.compile(r"\s+(?:[|｜·•»–—:-]|::|--)\s*|\s*[|｜：]\s*|\s*(?:--|::)\s*")
 _BYLINE_PREFIX = re.compile(
     r"^(?:by|von|par|por|door|av|af|från|ved|przez|autor(?:in)?|author|text|texto|"
     r"von\s+und\s+mit|written by|reported by)\s*:?\s+",
     re.IGNORECASE,
 )
 _AUTHOR_SPLIT = re.compile(r"\s*(?:;|,|\s&\s|\s(?:and|und|et|y|e|og|och|en|i|und)\s)\s*", re.IGNORECASE)
+_WORDS = re.compile(r"\w+")
+#: ``Jane Doe (jd)``, ``Jane Doe (``, ``신현주 기자`` (reporter), ``山田太郎記者``: notes after a name.
+_TRAILING_NOTE = re.compile(r"\s*\([^)]*\)?\s*$|\s*(?:기자|記者|特派員|특파원)\s*$")
 _URL_DATE = re.compile(r"/(20\d\d|19\d\d)[/-](0?[1-9]|1[0-2])[/-](0?[1-9]|[12]\d|3[01])(?:/|[^\d]|$)")
 _NAME_NOISE = re.compile(r"https?://\S+|www\.\S+|@\S+")
 _PUBLISHED_META = (
@@ -238,7 +241,11 @@ def strip_site_suffix(title: str, others: Iterable[str], site_name: str | None =
             continue
         if head in pool:
             return head
-        if site and tail and (site in tail or tail in site):
+        if (
+            site
+            and tail
+            and (tail in site or (site in tail and len(_WORDS.findall(tail.replace(site, ""))) <= 2))
+        ):
             return head
     return title
 
@@ -327,7 +334,8 @@ def _htmldate(root: etree._Element, url: str | None) -> str | None:
 def clean_name(name: str) -> str:
     """``By JANE DOE`` -> ``Jane Doe``-ish: prefix, links and handles removed, spacing folded."""
     name = _NAME_NOISE.sub(" ", fold(name))
-    name = _BYLINE_PREFIX.sub("", name).strip(" ,;|-–—·")
+    name = _BYLINE_PREFIX.sub("", name)
+    name = _TRAILING_NOTE.sub("", name).strip(" ,;|-–—·")
     if name.isupper() and len(name) > 4:
         name = name.title()
     return " ".join(name.split())
@@ -350,20 +358,27 @@ def split_authors(raw: Iterable[str]) -> list[str]:
             key = _name_key(name)
             if not name or not key or key in keys or len(name) > 60 or name.startswith("http"):
                 continue
-            if len(name.split()) > 6:
+            if len(name.split()) > 6 or not any(ch.isalpha() for ch in name):
                 continue
             keys.add(key)
             names.append(name)
     return names
 
 
-def choose_authors(people: list[str], organizations: list[str]) -> list[str]:
-    """People who signed; agencies and organisations only when nobody else did."""
-    persons = [name for name in people if name.casefold() not in AGENCIES]
+def _is_organization(name: str, site_name: str | None) -> bool:
+    folded = name.casefold()
+    if folded in AGENCIES or (site_name and folded == site_name.casefold()):
+        return True
+    return " " not in name and "." in name  # a domain such as ``lrt.lt``
+
+
+def choose_authors(people: list[str], organizations: list[str], site_name: str | None = None) -> list[str]:
+    """People who signed; agencies and the site itself only when nobody else did."""
+    persons = [name for name in people if not _is_organization(name, site_name)]
     if persons:
         return persons
     agencies = [name for name in people if name.casefold() in AGENCIES]
-    return agencies or organizations[:1]
+    return agencies or people[:1] or organizations[:1]
 
 
 def _jsonld_authors(article: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -452,7 +467,7 @@ def extract_metadata(root: etree._Element, url: str | None = None) -> PageMetada
     return PageMetadata(
         title=choose_title(candidates, site_name),
         title_candidates=tuple(dict.fromkeys(value for value in (*candidates.values(), *h1s) if value)),
-        authors=choose_authors(people, organizations),
+        authors=choose_authors(people, organizations, site_name),
         published_at=published,
         modified_at=modified,
         description=_first(meta.get("og:description"), meta.get("description"), article.get("description")),

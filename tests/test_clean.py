@@ -1,0 +1,168 @@
+"""The clean stage: article text without page chrome, in the offline path and in real workers."""
+
+from __future__ import annotations
+
+import gzip
+import html as html_lib
+import json
+import re
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from config import Settings
+from stores.jsonl import JsonlStore
+from tasks.boilerplate import PageContext, add_lead, clean_lines
+from tasks.clean import clean_article, clean_stage
+from tasks.errors import PermanentError
+from tasks.record import ArticleRecord, Job
+from tests.support.http_server import serve_pages
+from tests.support.pages import Page, load_pages
+from tests.support.workers import running_workers, wait_for_batch
+from worker import enqueue
+from worker.offline import process_html
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "extraction"
+EXPECTED = json.loads((FIXTURES / "lesoleil-afp-syria.expected.json").read_text(encoding="utf-8"))
+SOLEIL_URL = "https://www.lapresse.ca/le-soleil/actualites/monde/201606/01/la-russie.php"
+PROSE = "This sentence is long enough and ends like a sentence in an article would end, surely."
+
+
+def _soleil_rich() -> str:
+    """The story inside its site template: breadcrumb, photo tools, share bar, ads, 'most popular'."""
+    return (FIXTURES / "lesoleil-afp-syria.html").read_text(encoding="utf-8")
+
+
+def _soleil_flat() -> str:
+    """The worst case: every line of the page text as a sibling <p>, structure tells nothing."""
+    lines = (FIXTURES / "lesoleil-afp-syria.page.txt").read_text(encoding="utf-8").splitlines()
+    paragraphs = "".join(f"<p>{html_lib.escape(line.strip())}</p>" for line in lines if line.strip())
+    return f"<html><head><title>Le Soleil</title></head><body><div>{paragraphs}</div></body></html>"
+
+
+def _assert_clean_soleil(record: ArticleRecord) -> None:
+    lines = record.text.split("\n\n")
+    for boilerplate in EXPECTED["boilerplate_never_in_text"]:
+        assert boilerplate not in record.text, boilerplate
+    for paragraph in EXPECTED["body_paragraphs"]:
+        assert paragraph in lines
+    assert record.language == EXPECTED["language"]
+
+
+@pytest.mark.parametrize("page", [_soleil_rich, _soleil_flat], ids=["template", "flat"])
+def test_le_soleil_offline(page) -> None:  # type: ignore[no-untyped-def]
+    record = process_html(page(), SOLEIL_URL, Settings(_env_file=None), None)  # type: ignore[call-arg]
+    _assert_clean_soleil(record)
+
+
+def test_le_soleil_metadata() -> None:
+    record = process_html(_soleil_rich(), SOLEIL_URL, Settings(_env_file=None), None)  # type: ignore[call-arg]
+    assert record.title == EXPECTED["title"]
+    assert record.authors == EXPECTED["byline"]  # the agency is the only byline: kept
+
+
+def _shingles(text: str) -> Counter[tuple[str, ...]]:
+    tokens = re.findall(r"\w+", text)
+    return Counter(tuple(tokens[i : i + 4]) for i in range(max(len(tokens) - 3, 0)))
+
+
+def test_fixture_pages_match_their_ground_truth_body() -> None:
+    """Shingle precision and recall (the corpus metric): >= 0.7 on every page, >= 0.93 on average."""
+    precisions, recalls = [], []
+    for page in load_pages():
+        article = clean_article(page.html, str(page.truth["url"]))
+        truth, predicted = _shingles(str(page.truth["body"])), _shingles(article.text)
+        hit = sum((truth & predicted).values())
+        precisions.append(hit / sum(predicted.values()))
+        recalls.append(hit / sum(truth.values()))
+        assert precisions[-1] >= 0.7 and recalls[-1] >= 0.7, page.id
+        assert "\n\n" in article.text  # paragraphs kept
+    assert sum(precisions) / len(precisions) >= 0.93
+    assert sum(recalls) / len(recalls) >= 0.93
+
+
+@pytest.mark.parametrize(
+    "html",
+    [
+        "",
+        "   ",
+        "just some words",
+        "%PDF-1.4\n%\xe2\xe3",
+        "<html><body><nav><a href='/'>Home</a></nav></body></html>",
+    ],
+)
+def test_pages_without_text_are_no_text(html: str) -> None:
+    with pytest.raises(PermanentError) as failure:
+        clean_article(html, "https://news.example/a")
+    assert failure.value.reason == "no_text"
+
+
+def test_jsonld_article_body_when_the_extractor_finds_nothing() -> None:
+    body = "Erster Absatz des Artikels mit genug Text, um als Prosa zu gelten, und einem Punkt am Ende."
+    html = (
+        '<html><head><script type="application/ld+json">'
+        + json.dumps({"@type": "NewsArticle", "headline": "Titel", "articleBody": body})
+        + "</script></head><body><div id='app'></div></body></html>"
+    )
+    assert clean_article(html, "https://news.example/a").text == body
+
+
+def test_body_language_overrides_a_wrong_prior() -> None:
+    job = Job(
+        batch="b",
+        record=ArticleRecord(id="x", url=SOLEIL_URL, language="en", language_confidence=0.4),
+        html_lang="en",
+    )
+    record = clean_stage(job, _soleil_rich()).record
+    assert record.language == "fr"
+    assert record.language_confidence is not None and record.language_confidence > 0.5
+
+
+def test_clean_lines_rules() -> None:
+    context = PageContext(
+        titles=("Storm hits the coast at dawn",),
+        authors=("Jane Doe",),
+        link_texts=frozenset({"five things to know about storms"}),
+        captions=frozenset({"the harbour at dawn photo ap"}),
+    )
+    lines = [
+        "Storm hits the coast at dawn",  # the headline again
+        "By Jane Doe",  # byline
+        "28.04.2024, 09:30",  # bare date
+        PROSE,
+        "What happened next",  # a sub-heading between paragraphs: kept
+        PROSE + " Second.",
+        "The harbour at dawn. (Photo: AP)",  # image caption
+        "- Five things to know about storms",  # a related link
+        "Advertisement",
+        PROSE + " Third.",
+        "Advertisement",  # repeated label
+        "la boite:91290:box",  # template debris
+        "Share",  # chrome after the article
+        "Most read",
+    ]
+    assert clean_lines(lines, context) == [PROSE, "What happened next", PROSE + " Second.", PROSE + " Third."]
+
+
+def test_add_lead_only_when_visible_and_missing() -> None:
+    lead = "A visible teaser that the extractor skipped, long enough to be prose in the article."
+    assert add_lead([PROSE], lead, lambda _: True) == [lead, PROSE]
+    assert add_lead([PROSE], lead, lambda _: False) == [PROSE]  # only in <meta>
+    assert add_lead([lead, PROSE], lead, lambda _: True) == [lead, PROSE]  # already there
+    assert add_lead([PROSE], "Short.", lambda _: True) == [PROSE]
+
+
+@pytest.mark.integration
+def test_le_soleil_through_real_workers(settings: Settings, tmp_path: Path) -> None:
+    """Served by a loopback server, fetched and cleaned by real worker processes."""
+    page_path = tmp_path / "lesoleil.html.gz"
+    page_path.write_bytes(gzip.compress(_soleil_rich().encode("utf-8")))
+    page = Page(id="lesoleil", html_path=page_path, truth={"language": "fr"})
+    with serve_pages([page]) as server, running_workers(settings, tmp_path / "logs"):
+        result = enqueue([server.url("lesoleil")], settings=settings)
+        status = wait_for_batch(settings, result.batch, timeout=120)
+    assert status["done"]
+    articles = JsonlStore(settings.output_dir).articles_path.read_text(encoding="utf-8").splitlines()
+    assert len(articles) == 1
+    _assert_clean_soleil(ArticleRecord.model_validate_json(articles[0]))
