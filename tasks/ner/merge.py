@@ -8,8 +8,11 @@ entity with all its mentions counted, under its full name. The rules, in order:
    long form (which becomes a mention itself, ORG unless a model said otherwise);
 2. **surnames**: a one-word mention equal to the last word of a person's full name in the
    same document is that person, whatever label the model gave it; full names with the
-   same surname and first initial ("Sergei Lavrov", "Sergueï Lavrov") are one person;
-3. **one label per name**: mentions with the same folded text take their majority label;
+   same surname whose first names start alike ("Sergei Lavrov", "Sergueï Lavrov") are one
+   person, "Joe Biden" and "Jill Biden" two (and a lone "Biden" then stays ambiguous);
+3. **one label per name**: mentions with the same folded text take their majority label,
+   and a one-word "person" or "organisation" that is a country or a big city is a place
+   (models read "Washington a exhorté..." as a person);
 4. entities are grouped by (canonical fold, label), named by their longest surface form,
    and keyed: ``geonames:<id>`` for places the gazetteer knows, else ``<label>:<fold>``.
 """
@@ -89,13 +92,16 @@ def resolve(text: str, mentions: list[Mention], gazetteer: Gazetteer | None = No
         votes[fold(mention.text)][mention.label] += 1
     mentions = [replace(m, label=votes[fold(m.text)].most_common(1)[0][0]) for m in mentions]
 
-    # Full person names, grouped by (surname, first initial).
+    if gazetteer is not None:
+        mentions = [_place_not_person(mention, gazetteer) for mention in mentions]
+
+    # Full person names, grouped by (surname, first three letters of the first name).
     people: dict[tuple[str, str], Mention] = {}
     surnames: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for mention in mentions:
         words = fold(mention.text).split()
         if mention.label == "PER" and len(words) >= 2:
-            person = (words[-1], words[0][:1])
+            person = (words[-1], words[0][:3])
             best = people.get(person)
             if best is None or len(mention.text) > len(best.text):
                 people[person] = mention
@@ -110,7 +116,7 @@ def resolve(text: str, mentions: list[Mention], gazetteer: Gazetteer | None = No
         words = folded.split()
         target = aliases.get(folded)
         if target is None and mention.label == "PER" and len(words) >= 2:
-            target = people.get((words[-1], words[0][:1]))
+            target = people.get((words[-1], words[0][:3]))
         if target is not None:
             mention = replace(mention, label=target.label, canonical=target.text)
         else:
@@ -128,14 +134,31 @@ def resolve(text: str, mentions: list[Mention], gazetteer: Gazetteer | None = No
             if any(m.start <= match.start() < m.end for m in resolved):
                 continue
             resolved.append(
-                Mention(
-                    match.group(), "PER", match.start(), match.end(), full.method, canonical=full.text
-                )
+                Mention(match.group(), "PER", match.start(), match.end(), full.method, canonical=full.text)
             )
 
     if gazetteer is not None:
         resolved = [_with_place_key(mention, gazetteer) for mention in resolved]
     return sorted(resolved, key=lambda mention: mention.start)
+
+
+#: A one-word "person" or "organisation" that is a city this big is the city ("Washington a
+#: exhorté la Russie"); smaller cities share their names with clubs and surnames.
+BIG_CITY = 500_000
+
+
+def _place_not_person(mention: Mention, gazetteer: Gazetteer) -> Mention:
+    """A one-word PER or ORG mention naming a country or a big city is that place.
+
+    Runs before surname merging, so "Kerry" stays John Kerry and a "Washington" whose
+    document names George Washington becomes his surname again.
+    """
+    if mention.label not in ("PER", "ORG") or " " in mention.text:
+        return mention
+    place = gazetteer.lookup(mention.text)
+    if place is None or (place.kind == "city" and place.population < BIG_CITY):
+        return mention
+    return replace(mention, label="LOC", key=place.key)
 
 
 def _with_place_key(mention: Mention, gazetteer: Gazetteer) -> Mention:

@@ -45,7 +45,10 @@ LEADING_WORDS: dict[str, tuple[str, ...]] = {
 }
 _ELISIONS = re.compile(r"^(?:l|d|qu|dell|all|nell|sull|dall)['’]", re.IGNORECASE)
 _ELISION_LOWER = re.compile(r"^(?:l|d|qu|dell|all|nell|sull|dall)['’]")
-_POSSESSIVE = re.compile(r"['’]s?$")
+_POSSESSIVE = re.compile(r"\s?['’]s$")
+#: Abbreviations that end a name with their period ("Martin Luther King Jr.", "Acme Inc.").
+_ABBREVIATION_END = (" Jr", " Sr", " Inc", " Co", " Ltd", " Corp", " St")
+_INITIAL = re.compile(r"(?:^|[\s.])[A-Z]\.$")
 _EDGE = "\"'«»“”„‘’‹›`()[]{}<>.,;:!?*•·-–—/\\|#"
 _QUOTES = '"«»“”„‘’‹›`'
 _SPACES = re.compile(r"\s+")
@@ -118,14 +121,16 @@ def normalise_mention(document: str, mention: Mention, language: str | None) -> 
         if elision and len(span) > elision.end():
             start += elision.end()
             changed = True
-    span = document[start:end]
-    stripped = span.rstrip(_EDGE + " ")
-    end -= len(span) - len(stripped)
-    span = document[start:end]
-    if language == "en" and _POSSESSIVE.search(span) and len(span) > 3 and span[-2:] in ("'s", "’s"):
-        end -= 2
-    elif span.endswith(("'", "’")):
-        end -= 1
+    for _ in range(3):  # "Kerry's", "Jones' ", "(UN)."
+        span = document[start:end]
+        stripped = span.rstrip(_EDGE + " ")
+        if stripped.endswith(_ABBREVIATION_END) or _INITIAL.search(span):
+            stripped = span.rstrip(_EDGE.replace(".", "") + " ")  # keep "Jr.", "U.S."
+        if language == "en" and len(stripped) > 3 and _POSSESSIVE.search(stripped):
+            stripped = _POSSESSIVE.sub("", stripped).rstrip()
+        if stripped == span:
+            break
+        end -= len(span) - len(stripped)
     text = clean_text(document[start:end]).strip(_QUOTES)
     if len(text) < 2 or not any(char.isalpha() for char in text):
         return None
