@@ -5,7 +5,8 @@ One lxml parse serves everything: the metadata is read from the page's own state
 maintained main-content extractor) finds the article block on the same tree, and
 :mod:`tasks.boilerplate` removes what it lets through (headline repeats, bylines, link
 lists, share buttons, ad labels, template debris) and restores a visible teaser it missed.
-JSON-LD ``articleBody`` is the fallback when the extractor finds nothing. Finally the
+JSON-LD ``articleBody``, then the article HTML in a script-rendered page's hydration data
+(:mod:`tasks.hydration`), are the fallbacks when the extractor finds nothing. Finally the
 language is checked on the extracted body, since that is what the record's ``language``
 describes (the language stage only saw a sample of the page).
 """
@@ -22,6 +23,7 @@ from lxml import etree
 from tasks.boilerplate import PageContext, add_lead, clean_lines, is_prose, key
 from tasks.errors import PermanentError
 from tasks.html import parse
+from tasks.hydration import hydration_paragraphs
 from tasks.langid import LanguageGuess, detect_language, second_opinion
 from tasks.metadata import PageMetadata, extract_metadata
 from tasks.record import Job
@@ -104,6 +106,8 @@ def clean_article(html: str, url: str | None = None, language: str | None = None
         lines = add_lead(lines, metadata.description, partial(_shown, root))
     elif metadata.article_body:
         lines = clean_lines(_paragraphs_of(metadata.article_body), context)
+    else:
+        lines = clean_lines(hydration_paragraphs(root), context)
     text = "\n\n".join(lines)
     if not text or not (any(is_prose(line) for line in lines) or sum(ch.isalpha() for ch in text) >= 80):
         raise PermanentError("no article text found on the page", reason="no_text")
