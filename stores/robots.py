@@ -45,6 +45,15 @@ class RobotsCache:
             return None
         return self._remember(origin, body.decode("utf-8", errors="replace"))
 
+    def claim_fetch(self, origin: str, seconds: int = 30) -> bool:
+        """True for the one caller (across all workers) that should fetch ``origin``'s
+        robots.txt now; the others wait for it instead of asking the site too."""
+        return bool(self._client.set(f"{self._key(origin)}:lock", b"1", nx=True, ex=seconds))
+
+    def release_fetch(self, origin: str) -> None:
+        """End the claim of :meth:`claim_fetch` (fetched, or failed: let another try)."""
+        self._client.delete(f"{self._key(origin)}:lock")
+
     def put(self, origin: str, body: str) -> Protego:
         """Store a freshly fetched robots.txt (``""`` for allow-all) and return its rules."""
         body = body[:ROBOTS_MAX_BYTES]

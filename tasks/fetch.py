@@ -34,6 +34,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import structlog
 from celery.exceptions import Ignore
+from celery.signals import worker_init
 from protego import Protego
 
 from config import Settings, get_settings
@@ -56,6 +57,8 @@ log = structlog.stdlib.get_logger("ingest.fetch")
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 #: A wait shorter than this is slept in place: re-queueing would cost more than it saves.
 _SLEEP_BELOW = 0.05
+#: How long a URL waits for another worker to fetch its site's robots.txt.
+_ROBOTS_WAIT = 0.5
 #: How late a re-queued URL may start and still use the slot it booked.
 _SLOT_GRACE = 0.25
 
@@ -163,8 +166,14 @@ class Fetcher:
         origin = origin_of(url)
         rules = self.robots.get(origin)
         if rules is None:
-            self._take_slot(host, self._interval(host, None), booked)
-            rules = self.robots.put(origin, self._fetch_robots(origin, deadline))
+            if not self.robots.claim_fetch(origin):
+                # Another worker is fetching it: come back shortly, keeping a booked slot.
+                raise HostBusy(host, _ROBOTS_WAIT, booked=booked[0])
+            try:
+                self._take_slot(host, self._interval(host, None), booked)
+                rules = self.robots.put(origin, self._fetch_robots(origin, deadline))
+            finally:
+                self.robots.release_fetch(origin)
         return rules
 
     def _fetch_robots(self, origin: str, deadline: float) -> str:
@@ -308,13 +317,33 @@ _fetchers: dict[int, Fetcher] = {}
 _fetchers_lock = threading.Lock()
 
 
+def ensure_redis_capacity(settings: Settings) -> None:
+    """Let the process's Redis pool serve every fetch running at once.
+
+    redis-py caps a connection pool at 100 by default and raises ``MaxConnectionsError``
+    past it; a fetch worker runs ``fetch_concurrency`` tasks at once (200 by default), each
+    using Redis for the ledger, the body, the schedule and the validators.
+    """
+    pool = client_for(settings).connection_pool
+    wanted = settings.fetch_concurrency + 64
+    current = getattr(pool, "max_connections", None)
+    if isinstance(current, int) and current < wanted:
+        pool.max_connections = wanted
+
+
+@worker_init.connect
+def _size_redis_pool(**_kwargs: object) -> None:
+    ensure_redis_capacity(get_settings())
+
+
 def build_fetcher(settings: Settings) -> Fetcher:
     """A fetcher with the guarded client and the Redis-backed politeness of ``settings``."""
+    ensure_redis_capacity(settings)
     policy = AddressPolicy.from_settings(settings.fetch_allow_private, settings.fetch_allowed_networks)
     client = build_client(
         GuardedBackend(policy),
         user_agent=settings.user_agent,
-        max_connections=settings.fetch_max_connections,
+        host_connections=settings.fetch_host_connections,
         http2=settings.fetch_http2,
     )
     redis = client_for(settings)

@@ -8,7 +8,9 @@ guard never saw.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 import httpcore
@@ -35,15 +37,51 @@ class GuardedTransport(httpx.HTTPTransport):
         )
 
 
+class PerOriginTransport(httpx.BaseTransport):
+    """One small connection pool per origin instead of one big pool.
+
+    httpcore scans every connection of a pool for every request, so a single pool holding
+    hundreds of connections costs more CPU than the request itself (measured: 2.5 M
+    ``is_idle`` calls for 500 requests over 50 hosts). Pools per origin keep that scan to
+    the few connections of one host. The least recently used pools beyond ``max_origins``
+    are dropped (their connections close when the last response using them is done).
+    """
+
+    def __init__(self, factory: Callable[[], httpx.BaseTransport], max_origins: int = 2048) -> None:
+        self._factory = factory
+        self._max_origins = max_origins
+        self._pools: OrderedDict[tuple[str, str, int | None], httpx.BaseTransport] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        key = (request.url.scheme, request.url.host, request.url.port)
+        with self._lock:
+            transport = self._pools.get(key)
+            if transport is None:
+                transport = self._pools[key] = self._factory()
+                while len(self._pools) > self._max_origins:
+                    self._pools.popitem(last=False)
+            else:
+                self._pools.move_to_end(key)
+        return transport.handle_request(request)
+
+    def close(self) -> None:
+        with self._lock:
+            pools = list(self._pools.values())
+            self._pools.clear()
+        for transport in pools:
+            transport.close()
+
+
 def build_client(
-    backend: GuardedBackend, *, user_agent: str, max_connections: int, http2: bool
+    backend: GuardedBackend, *, user_agent: str, host_connections: int, http2: bool
 ) -> httpx.Client:
     """A pooled client whose connections are all checked by ``backend``."""
     limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections, keepalive_expiry=30
+        max_connections=host_connections, max_keepalive_connections=host_connections, keepalive_expiry=30
     )
     return httpx.Client(
-        transport=GuardedTransport(backend, limits=limits, http2=http2),
+        transport=PerOriginTransport(lambda: GuardedTransport(backend, limits=limits, http2=http2)),
         headers={
             "User-Agent": user_agent,
             "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1",

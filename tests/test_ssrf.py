@@ -47,7 +47,7 @@ def server() -> Iterator[HostileServer]:
 def _fetcher(settings: Settings, policy: AddressPolicy) -> tuple[Fetcher, RecordingBackend]:
     backend = RecordingBackend(policy)
     base = build_fetcher(settings.model_copy(update={"host_rate": 1000.0, "fetch_allow_private": False}))
-    client = build_client(backend, user_agent=settings.user_agent, max_connections=10, http2=False)
+    client = build_client(backend, user_agent=settings.user_agent, host_connections=10, http2=False)
     base.client.close()
     return Fetcher(base.settings, client, base.limiter, base.robots, base.validators), backend
 
