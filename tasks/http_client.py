@@ -8,6 +8,7 @@ guard never saw.
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections import OrderedDict
@@ -24,10 +25,17 @@ from tasks.ssrf import GuardedBackend
 class GuardedTransport(httpx.HTTPTransport):
     """httpx's transport on an httpcore pool whose connections the SSRF guard opens."""
 
-    def __init__(self, backend: GuardedBackend, *, limits: httpx.Limits, http2: bool) -> None:
+    def __init__(
+        self,
+        backend: GuardedBackend,
+        *,
+        limits: httpx.Limits,
+        http2: bool,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         super().__init__(limits=limits, http2=http2)
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=ssl_context or httpx.create_ssl_context(),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
@@ -74,14 +82,23 @@ class PerOriginTransport(httpx.BaseTransport):
 
 
 def build_client(
-    backend: GuardedBackend, *, user_agent: str, host_connections: int, http2: bool
+    backend: GuardedBackend,
+    *,
+    user_agent: str,
+    host_connections: int,
+    http2: bool,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> httpx.Client:
-    """A pooled client whose connections are all checked by ``backend``."""
+    """A pooled client whose connections are all checked by ``backend`` (``ssl_context``:
+    certificate verification other than the system's, e.g. a test CA)."""
+    context = ssl_context or httpx.create_ssl_context()
     limits = httpx.Limits(
         max_connections=host_connections, max_keepalive_connections=host_connections, keepalive_expiry=30
     )
     return httpx.Client(
-        transport=PerOriginTransport(lambda: GuardedTransport(backend, limits=limits, http2=http2)),
+        transport=PerOriginTransport(
+            lambda: GuardedTransport(backend, limits=limits, http2=http2, ssl_context=context)
+        ),
         headers={
             "User-Agent": user_agent,
             "Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.1",

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
+import subprocess
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -32,7 +38,7 @@ class RecordingBackend(GuardedBackend):
         self, address: str, port: int, timeout: float | None, local_address: str | None
     ) -> socket.socket:
         self.dialled.append(address)
-        if ipaddress.ip_address(address) not in ipaddress.ip_network("127.0.0.0/8"):
+        if not ipaddress.ip_address(address).is_loopback:
             raise AssertionError(f"test tried to dial {address}")  # never leave loopback
         return super().open_socket(address, port, timeout, local_address)
 
@@ -159,3 +165,66 @@ def test_default_fetcher_refuses_loopback(settings: Settings, server: HostileSer
         fetcher.client.close()
     assert caught.value.reason == "blocked_address"
     assert server.hits == {}
+
+
+class _TlsHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    hosts: ClassVar[list[str]] = []
+
+    def log_message(self, format: str, *args: object) -> None:
+        return
+
+    def do_GET(self) -> None:
+        self.hosts.append(self.headers.get("Host", ""))
+        body = b"<!DOCTYPE html><html><body><p>over TLS</p></body></html>"
+        status = 404 if self.path == "/robots.txt" else 200
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def test_tls_keeps_the_host_name_while_dialling_the_checked_address(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The socket goes to the resolved, checked IP; SNI, certificate check and Host header
+    still use the URL's host name."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    server_names: list[str | None] = []
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    server_context.sni_callback = lambda sock, name, ctx: server_names.append(name)  # type: ignore[assignment,misc]
+    _TlsHandler.hosts = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TlsHandler)
+    server.daemon_threads = True
+    server.socket = server_context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    backend = RecordingBackend(AddressPolicy(allow_private=True))
+    base = build_fetcher(settings.model_copy(update={"host_rate": 1000.0}))
+    base.client.close()
+    client = build_client(
+        backend,
+        user_agent=settings.user_agent,
+        host_connections=4,
+        http2=True,
+        ssl_context=ssl.create_default_context(cafile=str(cert)),
+    )
+    fetcher = Fetcher(base.settings, client, base.limiter, base.robots, base.validators)
+    try:
+        page = fetcher.fetch(f"https://localhost:{port}/page", "rec")
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
+    assert "over TLS" in page.html
+    assert "127.0.0.1" in backend.dialled and "localhost" not in backend.dialled
+    assert server_names and set(server_names) == {"localhost"}
+    assert set(_TlsHandler.hosts) == {f"localhost:{port}"}
