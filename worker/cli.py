@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Annotated, TextIO
+from typing import Annotated, TextIO
 
 import typer
 from rich.console import Console
@@ -24,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from config import Settings, get_settings
+from worker.processes import spawn_worker, stop_workers
 
 cli = typer.Typer(
     help="news-ingest: fetch, clean, enrich and deduplicate news articles.", no_args_is_help=True
@@ -134,12 +134,12 @@ def _run_job(
         log_path = out / "workers.log"
         log_file = stack.enter_context(log_path.open("ab"))
         workers = [
-            _spawn_worker("fetch", fetch_concurrency or settings.fetch_concurrency, env, log_file),
-            _spawn_worker(
-                "cpu", cpu_workers or settings.cpu_concurrency or os.cpu_count() or 1, env, log_file
+            spawn_worker("fetch", env, log_file, fetch_concurrency or settings.fetch_concurrency),
+            spawn_worker(
+                "cpu", env, log_file, cpu_workers or settings.cpu_concurrency or os.cpu_count() or 1
             ),
         ]
-        stack.callback(_stop_workers, workers)
+        stack.callback(stop_workers, workers)
         from worker.producer import enqueue
 
         started = time.monotonic()
@@ -153,27 +153,6 @@ def _run_job(
     _print_summary(status.as_dict(), store, elapsed)
     if not status.done:
         raise typer.Exit(1)
-
-
-def _spawn_worker(
-    queue: str, concurrency: int, env: dict[str, str], log_file: IO[bytes]
-) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "worker", "worker", "--queues", queue, "--concurrency", str(concurrency)]
-    return subprocess.Popen(command, env=env, stdout=log_file, stderr=log_file, start_new_session=True)
-
-
-def _stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
-    """Warm shutdown (finish running tasks), then kill what is left after 30 s."""
-    for process in workers:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    for process in workers:
-        try:
-            process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 def _wait_for_batch(

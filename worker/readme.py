@@ -7,7 +7,6 @@ README and the code disagree, so the documentation cannot drift.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -37,9 +36,18 @@ def reasons_table() -> str:
 def render(text: str) -> str:
     """``text`` with every generated section replaced by its current content."""
     for name, table in (("settings", settings_table()), ("reasons", reasons_table())):
-        pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.DOTALL)
-        text = pattern.sub(lambda match, table=table: f"{match.group(1)}{table}\n{match.group(2)}", text)
+        text = _replace_block(text, f"<!-- {name}:start -->\n", f"<!-- {name}:end -->", f"{table}\n")
     return text
+
+
+def _replace_block(text: str, start: str, end: str, body: str) -> str:
+    head, found, rest = text.partition(start)
+    if not found:
+        raise ValueError(f"README lacks the marker {start.strip()}")
+    _old, found, tail = rest.partition(end)
+    if not found:
+        raise ValueError(f"README lacks the marker {end}")
+    return f"{head}{start}{body}{end}{tail}"
 
 
 def main() -> int:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from config import Settings
+from worker.processes import spawn_worker, stop_workers
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -48,24 +47,10 @@ def running_workers(
         for index, queue in enumerate(queues):
             log = (log_dir / f"worker-{index}-{queue}.log").open("wb")
             logs.append(log)
-            command = [sys.executable, "-m", "worker", "worker", "--queues", queue]
-            if concurrency and queue in concurrency:
-                command += ["--concurrency", str(concurrency[queue])]
-            processes.append(
-                subprocess.Popen(command, env=env, stdout=log, stderr=log, start_new_session=True)
-            )
+            processes.append(spawn_worker(queue, env, log, (concurrency or {}).get(queue)))
         yield processes
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for process in processes:
-            try:
-                process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_workers(processes, grace=20)
         for log in logs:
             log.close()
 
