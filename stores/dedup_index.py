@@ -87,17 +87,22 @@ local idlen = #own
 local gen = math.floor(now / genlen)
 local best, best_group = -1, own
 local checked = {}
+local current = {}
 for g = gen, gen - back, -1 do
   local gs = string.format('%d', g)
+  local bprefix, dprefix = base .. ':b:' .. gs .. ':', base .. ':d:' .. gs .. ':'
   for i = 10, #ARGV, 2 do
-    local docs = redis.call('HGET', base .. ':b:' .. gs .. ':' .. ARGV[i], ARGV[i + 1])
+    local docs = redis.call('HGET', bprefix .. ARGV[i], ARGV[i + 1])
+    if g == gen then
+      current[i] = docs
+    end
     if docs then
       for doc in string.gmatch(docs, '%d+') do
         local seen_key = gs .. ':' .. doc
         if not checked[seen_key] then
           checked[seen_key] = true
           local n = tonumber(doc)
-          local dkey = base .. ':d:' .. gs .. ':' .. string.format('%d', math.floor(n / 64))
+          local dkey = dprefix .. string.format('%d', math.floor(n / 64))
           local rec = redis.call('HGET', dkey, string.format('%d', n % 64))
           if rec and #rec == idlen + k then
             local m = 0
@@ -123,9 +128,10 @@ local ns = string.format('%d', n)
 local dkey = base .. ':d:' .. gs .. ':' .. string.format('%d', math.floor(n / 64))
 redis.call('HSET', dkey, string.format('%d', n % 64), group .. sketch)
 redis.call('EXPIREAT', dkey, expire_at)
+local bprefix = base .. ':b:' .. gs .. ':'
 for i = 10, #ARGV, 2 do
-  local bkey = base .. ':b:' .. gs .. ':' .. ARGV[i]
-  local docs = redis.call('HGET', bkey, ARGV[i + 1])
+  local bkey = bprefix .. ARGV[i]
+  local docs = current[i]
   if docs then
     docs = docs .. ',' .. ns
     local _, commas = string.gsub(docs, ',', ',')
