@@ -24,8 +24,8 @@ REASONS: dict[str, str] = {
     "not_html": "The response is not an HTML page.",
     "bad_encoding": "The body's Content-Encoding is unsupported or corrupt.",
     "robots_disallowed": "The site's robots.txt disallows the URL for our user agent.",
-    "robots_unavailable": "The site's robots.txt could not be fetched (5xx, 429 or no connection) "
-    "on every retry; RFC 9309 says to assume everything is disallowed.",
+    "robots_unavailable": "The site's robots.txt answered 5xx or 429 on every retry; RFC 9309 says "
+    "to assume everything is disallowed meanwhile.",
     "no_text": "No article text could be extracted from the page.",
     "body_expired": "The fetched body expired from Redis before a later stage read it.",
     "store_error": "A downstream store (PostgreSQL) was unavailable on every retry.",

@@ -178,7 +178,8 @@ class Fetcher:
 
     def _fetch_robots(self, origin: str, deadline: float) -> str:
         """The text of ``origin``/robots.txt; ``""`` (allow all) for 4xx; transient error
-        ``robots_unavailable`` for 5xx, 429 and failed connections (RFC 9309)."""
+        ``robots_unavailable`` for 5xx and 429 (RFC 9309: assume all disallowed meanwhile),
+        ``connect_error`` / ``timeout`` when the site does not answer at all."""
         url = f"{origin}/robots.txt"
         settings = self.settings
         try:
@@ -210,8 +211,11 @@ class Fetcher:
             if exc.reason == "too_large":
                 return ""
             raise
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"robots.txt timed out: {exc!r}", reason="timeout") from exc
         except httpx.TransportError as exc:
-            raise TransientError(f"robots.txt unreachable: {exc!r}", reason="robots_unavailable") from exc
+            # The site itself is unreachable: say so, as the page's own request would.
+            raise TransientError(f"robots.txt unreachable: {exc!r}", reason="connect_error") from exc
 
     # --- the fetch -------------------------------------------------------------------------
     def fetch(self, url: str, record_id: str, *, booked: bool = False) -> FetchedPage:

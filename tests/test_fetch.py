@@ -153,6 +153,20 @@ def test_robots_can_be_ignored_for_owned_hosts(fetch_settings: Settings, server:
     assert "/robots.txt" not in server.hits
 
 
+def test_robots_answering_503_blocks_the_site_for_now(fetcher: Fetcher, server: HostileServer) -> None:
+    server.robots_status = 503
+    error = _fails(fetcher, server.url("/page/a"))
+    assert isinstance(error, TransientError) and error.reason == "robots_unavailable"
+    assert "/page/a" not in server.hits
+    server.robots_status = 200  # back up: the retry goes through
+    assert fetcher.fetch(server.url("/page/a"), "rec").status == 200
+
+
+def test_unreachable_site_is_a_connect_error(fetcher: Fetcher) -> None:
+    error = _fails(fetcher, "http://127.0.0.1:1/page")
+    assert isinstance(error, TransientError) and error.reason == "connect_error"
+
+
 def test_missing_robots_allows_everything(fetcher: Fetcher, server: HostileServer) -> None:
     server.robots = None
     assert fetcher.fetch(server.url("/private/x"), "rec").status == 200

@@ -16,7 +16,7 @@ Routes (each counts its hits and records when they arrived, for the politeness t
 * ``/cp1252``: a French article in windows-1252 with no charset anywhere;
 * ``/fake.pdf``: a PDF labelled ``text/html``;
 * ``/xhtml``: an article served as ``application/xhtml+xml``;
-* ``/robots.txt``: ``robots`` (settable) or 404 when None;
+* ``/robots.txt``: ``robots`` (settable) or 404 when None, or ``robots_status`` if not 200;
 * ``/private/...``: pages that robots.txt disallows.
 """
 
@@ -108,6 +108,7 @@ class HostileServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.closing = threading.Event()
         self.robots: str | None = "User-agent: *\nDisallow: /private/\n"
+        self.robots_status = 200
 
     @property
     def base_url(self) -> str:
@@ -145,7 +146,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, path: str, count: int) -> None:
         server = self.server
         if path == "/robots.txt":
-            if server.robots is None:
+            if server.robots_status != 200:
+                self._send(server.robots_status, "text/plain", b"robots.txt is down")
+            elif server.robots is None:
                 self._send(404, "text/plain", b"no robots here")
             else:
                 self._send(200, "text/plain", server.robots.encode())
