@@ -24,6 +24,8 @@ _DATE_LINE = re.compile(
     r"^\W*(?:\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|\d{1,2}\.?\s+\w+\.?\s+\d{4}|\w+\.?\s+\d{1,2},?\s+\d{4})"
     r"(?:\W+\d{1,2}[:.h]\d{2}(?:\s*\w{1,3})?)?\W*$",
 )
+#: An e-mail address or a copyright notice: contact boxes and credits, not article text.
+_CONTACT_OR_CREDIT = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|[©ⓒ]|\bcopyright\b", re.IGNORECASE)
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 #: A line this long (characters) is prose whatever its punctuation.
 PROSE_CHARS = 120
@@ -50,6 +52,7 @@ class PageContext:
     authors: tuple[str, ...] = ()
     link_texts: frozenset[str] = field(default_factory=frozenset)
     captions: frozenset[str] = field(default_factory=frozenset)
+    long_links: str = ""
 
 
 def is_prose(line: str) -> bool:
@@ -86,47 +89,57 @@ def clean_lines(lines: Iterable[str], context: PageContext) -> list[str]:
     counts = Counter(k for k, line in zip(keys, items, strict=True) if not is_prose(line))
     title_keys = [k for k in (key(title) for title in context.titles) if len(k) >= 10]
     author_keys = [k for k in (key(author) for author in context.authors) if len(k) >= 3]
-    kept: list[str] = []
+    chrome = [False] * len(items)
+    seen_text = False
     for index, (line, line_key) in enumerate(zip(items, keys, strict=True)):
-        prose = is_prose(line)
-        if _TEMPLATE_DEBRIS.search(line) and not prose:
-            continue
-        if line_key in context.link_texts and len(line_key.split()) < 30:
-            continue
-        if line_key in context.captions:
-            continue
-        if not prose and counts[line_key] > 1:
-            continue
-        if index < HEAD_LINES and not kept:
-            if _is_title_line(line_key, title_keys) or _is_byline(line_key, author_keys):
-                continue
-            if _DATE_LINE.match(line):
-                continue
-        kept.append(line)
-    return _trim_edges(kept)
+        chrome[index] = _is_chrome(line, line_key, context, counts)
+        if not chrome[index] and index < HEAD_LINES and not seen_text:
+            chrome[index] = (
+                _is_title_line(line_key, title_keys)
+                or _is_byline(line_key, author_keys)
+                or bool(_DATE_LINE.match(line))
+            )
+        seen_text = seen_text or not chrome[index]
+    start, end = _prose_run(items, chrome)
+    return [line for line, junk in zip(items[start:end], chrome[start:end], strict=True) if not junk]
 
 
-def _trim_edges(lines: list[str]) -> list[str]:
+def _is_chrome(line: str, line_key: str, context: PageContext, counts: Counter[str]) -> bool:
+    """Page furniture wherever it stands: links, captions, credits, debris, repeated labels."""
+    prose = is_prose(line)
+    words = len(line_key.split())
+    return (
+        (bool(_TEMPLATE_DEBRIS.search(line)) and not prose)
+        or (line_key in context.link_texts and words < 30)
+        or (words >= 4 and line_key in context.long_links)  # part of a teaser that is one link
+        or (bool(_CONTACT_OR_CREDIT.search(line)) and words < 40)
+        or line_key in context.captions
+        or (not prose and counts[line_key] > 1)
+    )
+
+
+def _prose_run(lines: list[str], chrome: list[bool]) -> tuple[int, int]:
     """The densest run of prose: page chrome before and after the article cut off.
 
-    Each prose line counts its length, each other line a penalty (``maximum subarray``), so
-    sub-headings between paragraphs stay while a block of buttons, labels and teasers
-    separating a stray caption or a footer prompt from the article ends the run.
+    Each prose line counts its length, any other line a penalty (a maximum-subarray
+    search), so sub-headings between paragraphs stay while a block of buttons, labels,
+    links and teasers separating a stray caption or a footer from the article ends the run.
+    Lines already known to be chrome count as penalties too: they mark where the article
+    stops even when prose-like teasers follow.
     """
     best_sum, best = 0.0, (0, len(lines))
     run_sum, run_start = 0.0, 0
-    found = False
     for index, line in enumerate(lines):
-        if is_prose(line):
+        if not chrome[index] and is_prose(line):
             weight = float(len(line)) * (CJK_WEIGHT if _CJK.search(line) else 1.0)
         else:
-            weight = -(NON_PROSE_PENALTY + len(line) / 2)
+            weight = -(NON_PROSE_PENALTY + min(len(line), 200) / 2)
         if run_sum <= 0:
             run_sum, run_start = 0.0, index
         run_sum += weight
         if run_sum > best_sum:
-            best_sum, best, found = run_sum, (run_start, index + 1), True
-    return lines[best[0] : best[1]] if found else lines
+            best_sum, best = run_sum, (run_start, index + 1)
+    return best
 
 
 def add_lead(lines: list[str], description: str | None, shown: Callable[[str], bool]) -> list[str]:

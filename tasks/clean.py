@@ -43,8 +43,11 @@ class CleanArticle:
     metadata: PageMetadata = field(default_factory=PageMetadata)
 
 
-def _link_texts(root: etree._Element) -> frozenset[str]:
-    """Texts of the page's links (in-page anchors excluded: a table of contents repeats headings)."""
+def _link_texts(root: etree._Element) -> tuple[frozenset[str], str]:
+    """Texts of the page's links, and the long ones (teaser blocks) joined for substring tests.
+
+    In-page anchors are left out: a table of contents repeats the article's headings.
+    """
     texts = set()
     for anchor in root.iter("a"):
         href = anchor.get("href") or ""
@@ -53,7 +56,8 @@ def _link_texts(root: etree._Element) -> frozenset[str]:
         text = key(anchor.text_content())
         if text:
             texts.add(text)
-    return frozenset(texts)
+    long_links = "\n".join(text for text in texts if text.count(" ") >= 3)
+    return frozenset(texts), long_links
 
 
 def _captions(root: etree._Element) -> frozenset[str]:
@@ -85,10 +89,12 @@ def clean_article(html: str, url: str | None = None, language: str | None = None
     if root is None:
         raise PermanentError("the page is empty or not HTML", reason="no_text")
     metadata = extract_metadata(root, url)
+    link_texts, long_links = _link_texts(root)
     context = PageContext(
         titles=metadata.title_candidates,
         authors=tuple(metadata.authors),
-        link_texts=_link_texts(root),
+        link_texts=link_texts,
+        long_links=long_links,
         captions=_captions(root),
     )
     document = trafilatura.bare_extraction(
