@@ -27,6 +27,7 @@ from tasks.hydration import hydration_paragraphs
 from tasks.langid import LanguageGuess, detect_language, second_opinion
 from tasks.metadata import PageMetadata, extract_metadata
 from tasks.record import Job
+from tasks.siblings import restore_siblings
 from worker.app import app
 from worker.stage import StageTask, run_stage
 
@@ -109,6 +110,7 @@ def clean_article(html: str, url: str | None = None, language: str | None = None
     raw = document.text if document is not None and not isinstance(document, dict) else None
     lines = clean_lines((raw or "").splitlines(), context)
     if lines:
+        lines = restore_siblings(root, lines)
         lines = add_lead(lines, metadata.description, partial(_shown, root))
     elif metadata.article_body:
         lines = clean_lines(_paragraphs_of(metadata.article_body), context)
