@@ -11,17 +11,21 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import redis
 
 from config import Settings
+from stores.ledger import Ledger
+from stores.seen import SeenUrls
 from tasks.dedup import DedupIndexes, dedup_stage
-from tasks.record import Job
+from tasks.record import ArticleRecord, Job, record_id
 from tests.support.http_server import serve_pages
 from tests.support.pages import Page
-from tests.support.workers import running_workers, wait_for_batch
+from tests.support.workers import running_workers, settings_env, wait_for_batch
 from worker import enqueue
 from worker.offline import process_html
 
@@ -123,3 +127,34 @@ def test_two_workers_in_shuffled_order_group_like_a_sequential_run(
     for log in sorted(logs.glob("worker-*-cpu.log")):
         lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
         assert any(line.get("stage") == "dedup" and line.get("event") == "stage.done" for line in lines), log
+
+
+def test_dropped_duplicates_are_counted_and_marked_seen_but_not_written(
+    settings: Settings, tmp_path: Path
+) -> None:
+    settings = settings.model_copy(update={"dedup_drop_duplicates": True})
+    original = ArticleRecord(id=record_id("https://a.example/story"), url="https://a.example/story", text="x")
+    copy = ArticleRecord(
+        id=record_id("https://b.example/story"),
+        url="https://b.example/story",
+        text="x",
+        duplicate_of=original.id,
+        similarity=0.9,
+    )
+    client = redis.Redis.from_url(settings.effective_redis_url)
+    Ledger(client, settings.key_prefix, settings.batch_ttl).open_batch("b-drop", 2)
+    script = (
+        "import sys, json; from worker.app import app; "
+        "[app.send_task('ingest.publish', args=[json.loads(job)], queue=sys.argv[1]) for job in sys.argv[2:]]"
+    )
+    jobs = [Job(batch="b-drop", record=record).model_dump_json() for record in (original, copy)]
+    with running_workers(settings, tmp_path / "logs", queues=("cpu",), concurrency={"cpu": 1}):
+        subprocess.run(
+            [sys.executable, "-c", script, settings.cpu_queue, *jobs], env=settings_env(settings), check=True
+        )
+        status = wait_for_batch(settings, "b-drop", timeout=60)
+    assert status["outcomes"]["published"] == 1 and status["outcomes"]["duplicate"] == 1  # type: ignore[index]
+    lines = (settings.output_dir / "articles.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [original.id]
+    seen = SeenUrls(client, settings.key_prefix, settings.seen_ttl)
+    assert all(mark is not None for mark in seen.lookup([copy.url, original.url]))
