@@ -33,6 +33,8 @@ PROSE_CHARS = 120
 PROSE_WORDS = 8
 #: What a line that is not prose costs the run of paragraphs it sits in (plus half its length).
 NON_PROSE_PENALTY = 40
+#: What a line already recognised as chrome costs the run (it is removed in any case).
+CHROME_PENALTY = 10
 #: A CJK character carries about as much text as three Latin ones.
 CJK_WEIGHT = 3.0
 #: Lines at the top (headline, kicker, byline, date) checked against the page's metadata.
@@ -124,13 +126,16 @@ def _prose_run(lines: list[str], chrome: list[bool]) -> tuple[int, int]:
     Each prose line counts its length, any other line a penalty (a maximum-subarray
     search), so sub-headings between paragraphs stay while a block of buttons, labels,
     links and teasers separating a stray caption or a footer from the article ends the run.
-    Lines already known to be chrome count as penalties too: they mark where the article
-    stops even when prose-like teasers follow.
+    Lines already known to be chrome (and removed anyway) cost a little: a caption, a link
+    and an ad label inside the article must not cut it in two.
     """
     best_sum, best = 0.0, (0, len(lines))
     run_sum, run_start = 0.0, 0
     for index, line in enumerate(lines):
-        if not chrome[index] and is_prose(line):
+        weight: float
+        if chrome[index]:
+            weight = -CHROME_PENALTY
+        elif is_prose(line):
             weight = float(len(line)) * (CJK_WEIGHT if _CJK.search(line) else 1.0)
         else:
             weight = -(NON_PROSE_PENALTY + min(len(line), 200) / 2)

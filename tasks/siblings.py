@@ -56,21 +56,22 @@ def restore_siblings(root: etree._Element, lines: list[str]) -> list[str]:
     if count < MIN_MATCHED or count < MIN_SHARE * sum(signatures.values()):
         return lines
     present = {position for position in line_positions if position is not None}
+    line_keys = {key(line)[:PROBE] for line in lines}
     missing = [
         (position, text)
         for position, element, text in elements
         if position not in present
         and _signature(element) == signature
         and is_prose(text)
-        and key(text)[:PROBE] not in {key(line)[:PROBE] for line in lines}
+        and key(text)[:PROBE] not in line_keys
         and not is_chrome(element)
     ]
     if not missing:
         return lines
     merged: list[tuple[float, str]] = []
     last = -1.0
-    for position, line in zip(line_positions, lines, strict=True):
-        last = float(position) if position is not None else last + 0.001
+    for found, line in zip(line_positions, lines, strict=True):
+        last = float(found) if found is not None else last + 0.001
         merged.append((last, line))
     merged.extend((float(position), text) for position, text in missing)
     merged.sort(key=lambda item: item[0])
