@@ -16,7 +16,9 @@ from stores.jsonl import JsonlStore
 from tasks.boilerplate import PageContext, add_lead, clean_lines
 from tasks.clean import clean_article, clean_stage
 from tasks.errors import PermanentError
+from tasks.html import parse
 from tasks.record import ArticleRecord, Job
+from tasks.siblings import restore_siblings
 from tests.support.http_server import serve_pages
 from tests.support.pages import Page, load_pages
 from tests.support.workers import running_workers, wait_for_batch
@@ -166,3 +168,42 @@ def test_le_soleil_through_real_workers(settings: Settings, tmp_path: Path) -> N
     articles = JsonlStore(settings.output_dir).articles_path.read_text(encoding="utf-8").splitlines()
     assert len(articles) == 1
     _assert_clean_soleil(ArticleRecord.model_validate_json(articles[0]))
+
+
+_PARAGRAPHS = [
+    f"Paragraph {n} of the story tells what happened in enough words to count as prose here."
+    for n in range(5)
+]
+
+
+def test_article_html_from_next_flight_data() -> None:
+    """A script-rendered page: the DOM is empty, the article HTML rides in ``self.__next_f``."""
+    content = "".join(f'<p class="editor-p">{text}</p>' for text in _PARAGRAPHS)
+    payload = "1:" + json.dumps({"article": {"title": "T", "contentHtml": content}})
+    script = "self.__next_f.push(" + json.dumps([1, payload]) + ")"
+    html = f"<html><body><div id='root'></div><script>{script}</script></body></html>"
+    assert clean_article(html, "https://news.example/a").text.split("\n\n") == _PARAGRAPHS
+
+
+def test_article_html_from_next_data() -> None:
+    content = "".join(f"<p>{text}</p>" for text in _PARAGRAPHS)
+    data = json.dumps({"props": {"pageProps": {"story": {"body": content}}}})
+    html = (
+        "<html><body><div id='__next'></div>"
+        f'<script id="__NEXT_DATA__" type="application/json">{data}</script></body></html>'
+    )
+    assert clean_article(html, "https://news.example/a").text.split("\n\n") == _PARAGRAPHS
+
+
+def test_restore_siblings_puts_back_paragraphs_with_the_article_signature() -> None:
+    body = (
+        "".join(f'<p class="article-par">{text}</p>' for text in _PARAGRAPHS)
+        + f'<p class="teaser">{PROSE} Teaser.</p>'
+        + f'<aside><p class="article-par">{PROSE} Aside.</p></aside>'
+    )
+    root = parse(f"<html><body><div>{body}</div></body></html>")
+    assert root is not None
+    extracted = [_PARAGRAPHS[0], _PARAGRAPHS[1], _PARAGRAPHS[3]]
+    assert restore_siblings(root, extracted) == _PARAGRAPHS
+    # Too few matched paragraphs: nothing is trusted.
+    assert restore_siblings(root, extracted[:2]) == extracted[:2]
