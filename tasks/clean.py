@@ -61,10 +61,17 @@ def _link_texts(root: etree._Element) -> tuple[frozenset[str], str]:
     return frozenset(texts), long_links
 
 
+_CAPTION_CLASSES = etree.XPath(
+    "//*[contains(@class, 'caption') or contains(@class, 'legend') or contains(@class, 'photo-credit')]"
+    "[string-length(normalize-space()) < 400]"
+)
+
+
 def _captions(root: etree._Element) -> frozenset[str]:
     """Texts that describe images: ``alt`` attributes and ``<figcaption>`` (captions are not article text)."""
     texts = {key(alt) for alt in root.xpath("//img/@alt") if len(alt) > 20}
     texts.update(key(caption.text_content()) for caption in root.iter("figcaption"))
+    texts.update(key(node.text_content()) for node in _CAPTION_CLASSES(root))
     texts.discard("")
     return frozenset(texts)
 

@@ -56,6 +56,8 @@ def _assert_clean_soleil(record: ArticleRecord) -> None:
 def test_le_soleil_offline(page) -> None:  # type: ignore[no-untyped-def]
     record = process_html(page(), SOLEIL_URL, Settings(_env_file=None), None)  # type: ignore[call-arg]
     _assert_clean_soleil(record)
+    # Nor the photo caption, credit, byline or dateline: exactly the story's paragraphs.
+    assert record.text.split("\n\n") == EXPECTED["body_paragraphs"]
 
 
 def test_le_soleil_metadata() -> None:
