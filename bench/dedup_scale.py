@@ -22,6 +22,7 @@ are deleted afterwards (memory is then a before/after difference, noisier).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import shutil
 import socket
@@ -112,6 +113,32 @@ def synthetic(
     return values
 
 
+def load_share(
+    url: str, prefix: str, params: IndexParams, docs: int, share: int, shares: int, start_time: float
+) -> tuple[int, list[np.ndarray]]:
+    """Load articles ``share``, ``share + shares``, ... through the real script, pipelined;
+    how many joined a group, and the last signatures loaded."""
+    index = NearDuplicateIndex(redis.Redis.from_url(url), prefix, params)
+    rng = np.random.default_rng(7 + share)
+    hot = np.random.default_rng(7).integers(0, 2**32, size=100, dtype=np.uint64).astype(np.uint32)
+    recent: list[np.ndarray] = []
+    step = params.window / docs
+    joined = 0
+    numbers = range(share, docs, shares)
+    for first in range(0, len(numbers), BATCH):
+        items = []
+        for i in numbers[first : first + BATCH]:
+            values = synthetic(rng, recent, hot, params.num_perm)
+            recent.append(values)
+            items.append((os.urandom(16).hex(), Signature(values), start_time + i * step))
+        if len(recent) > RECENT:
+            del recent[: len(recent) - RECENT]
+        joined += sum(m.duplicate_of is not None for m in index.check_and_insert_many(items))
+        if share == 0 and (first // BATCH) % 200 == 199:
+            print(f"  loaded ~{(first + BATCH) * shares:>9,}", flush=True)
+    return joined, recent[-2500:]
+
+
 def percentile(samples: list[float], q: float) -> float:
     """The q-th percentile, in milliseconds."""
     return float(np.percentile(np.array(samples), q)) * 1000
@@ -121,6 +148,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--docs", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=10_000)
+    parser.add_argument("--loaders", type=int, default=2, help="Loading processes (pipelined each).")
     parser.add_argument("--redis-url", default=None, help="Use this Redis instead of a private one.")
     parser.add_argument(
         "--buckets", type=int, default=None, help="Band hashes per generation (default: sized for --docs)."
@@ -132,7 +160,7 @@ def main() -> int:
     buckets = args.buckets or max(1024, int(per_generation * base_params.bands / 100))
     params = IndexParams(**{**base_params.__dict__, "buckets": buckets})
     with private_redis() if args.redis_url is None else nullcontext(args.redis_url) as url:
-        return run(url, params, args.docs, args.queries, private=args.redis_url is None)
+        return run(url, params, args.docs, args.queries, args.loaders, private=args.redis_url is None)
 
 
 @contextmanager
@@ -140,44 +168,33 @@ def nullcontext(value: str) -> Iterator[str]:
     yield value
 
 
-def run(url: str, params: IndexParams, docs: int, queries: int, *, private: bool) -> int:
+def run(url: str, params: IndexParams, docs: int, queries: int, loaders: int, *, private: bool) -> int:
     client = redis.Redis.from_url(url)
     config = client.config_get("hash-max-listpack-*")
     prefix = f"bench-scale-{uuid.uuid4().hex[:8]}"
     index = NearDuplicateIndex(client, prefix, params)
     rng = np.random.default_rng(7)
-    hot = rng.integers(0, 2**32, size=100, dtype=np.uint64).astype(np.uint32)
-    recent: list[np.ndarray] = []
     start_time = time.time()
-    step = params.window / docs
     before = int(client.info("memory")["used_memory"])
     print(
         f"index: {params.num_perm} permutations, {params.bands} bands, window {params.window // 3600} h in "
         f"{params.generations} generations, {params.buckets} band hashes per generation; "
         f"redis {client.info('server')['redis_version']} ({'private' if private else url}), {config}"
     )
-    loaded = 0
     started = time.perf_counter()
-    duplicates = 0
     try:
-        while loaded < docs:
-            items = []
-            for i in range(loaded, min(loaded + BATCH, docs)):
-                values = synthetic(rng, recent, hot, params.num_perm)
-                recent.append(values)
-                items.append((os.urandom(16).hex(), Signature(values), start_time + i * step))
-            if len(recent) > RECENT:
-                del recent[: len(recent) - RECENT]
-            duplicates += sum(m.duplicate_of is not None for m in index.check_and_insert_many(items))
-            loaded += len(items)
-            if loaded % 100_000 == 0:
-                print(f"  loaded {loaded:>9,} ({time.perf_counter() - started:.0f} s)", flush=True)
+        jobs = [(url, prefix, params, docs, share, loaders, start_time) for share in range(loaders)]
+        with multiprocessing.get_context("fork").Pool(loaders) as pool:
+            results = pool.starmap(load_share, jobs)
+        duplicates = sum(joined for joined, _ in results)
+        indexed = [values for _, tail in results for values in tail]
         load_seconds = time.perf_counter() - started
         after = int(client.info("memory")["used_memory"])
         keys = int(client.dbsize()) if private else -1
         per_doc = (after - before) / docs
         print(
-            f"loaded {docs:,} articles in {load_seconds:.0f} s ({docs / load_seconds:,.0f}/s pipelined), "
+            f"loaded {docs:,} articles in {load_seconds:.0f} s "
+            f"({docs / load_seconds:,.0f}/s, {loaders} pipelined loaders), "
             f"{duplicates:,} joined a group; used_memory +{(after - before) / 2**20:.1f} MiB = "
             f"{per_doc:.0f} bytes per article" + (f", {keys:,} keys" if keys >= 0 else "")
         )
@@ -185,7 +202,6 @@ def run(url: str, params: IndexParams, docs: int, queries: int, *, private: bool
         now = start_time + params.window
         client.config_resetstat()
         kinds = {"new": [], "near-copy": [], "re-delivery": []}  # type: dict[str, list[float]]
-        indexed = recent[-5000:]
         for q in range(queries):
             roll = q % 10
             if roll < 5:
