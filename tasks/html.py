@@ -8,6 +8,7 @@ lxml decode it a second time (mojibake such as ``GÃ¤rten``).
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import lxml.html
 from lxml import etree
 
-_PARSER = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True)
+_PARSERS = threading.local()  # an lxml parser must not be used by two threads at once
 _TEXT_TAGS = ("p", "h2", "h3", "li", "blockquote")
 #: Containers whose text is never the article: page chrome and consent banners.
 _CHROME_TAGS = frozenset({"header", "footer", "nav", "aside", "form", "button", "figcaption", "noscript"})
@@ -38,8 +39,11 @@ def parse(html: str) -> etree._Element | None:
     """The lxml tree of ``html``, or None for an empty or unparseable page."""
     if not html or not html.strip():
         return None
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = lxml.html.HTMLParser(encoding="utf-8", remove_comments=True)
     try:
-        root = lxml.html.document_fromstring(html.encode("utf-8", "surrogatepass"), parser=_PARSER)
+        root = lxml.html.document_fromstring(html.encode("utf-8", "surrogatepass"), parser=parser)
     except (etree.ParserError, ValueError, UnicodeError):
         return None
     return root if root is not None and len(root) else None
