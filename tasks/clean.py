@@ -4,7 +4,9 @@ One lxml parse serves everything: the metadata is read from the page's own state
 (:mod:`tasks.metadata`: JSON-LD, OpenGraph, meta tags, ``<time>``, URL), trafilatura (a
 maintained main-content extractor) finds the article block on the same tree, and
 :mod:`tasks.boilerplate` removes what it lets through (headline repeats, bylines, link
-lists, share buttons, ad labels, template debris) and restores a visible teaser it missed.
+lists, captions, share buttons, ad labels, credits, template debris) and restores a visible
+teaser it missed; :mod:`tasks.siblings` puts back paragraphs it dropped that the page marks
+up exactly like the article's other paragraphs.
 JSON-LD ``articleBody``, then the article HTML in a script-rendered page's hydration data
 (:mod:`tasks.hydration`), are the fallbacks when the extractor finds nothing. Finally the
 language is checked on the extracted body, since that is what the record's ``language``
