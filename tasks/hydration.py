@@ -9,6 +9,7 @@ holding the most ``<p>`` paragraphs) and returns its paragraphs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 
@@ -29,10 +30,8 @@ def _decoded_strings(script_text: str) -> list[str]:
     texts = [script_text]
     stripped = script_text.strip()
     if stripped.startswith("self.__next_f.push(") and stripped.endswith(")"):
-        try:
+        with contextlib.suppress(ValueError):  # not JSON after all: scan the raw script
             texts = [str(part) for part in json.loads(stripped[len("self.__next_f.push(") : -1])]
-        except ValueError:
-            pass
     for text in texts:
         for match in _HTML_STRING.finditer(text):
             try:
