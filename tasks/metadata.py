@@ -92,6 +92,7 @@ _BYLINE_PREFIX = re.compile(
 )
 _AUTHOR_SPLIT = re.compile(r"\s*(?:;|,|\s&\s|\s(?:and|und|et|y|e|og|och|en|i|und)\s)\s*", re.IGNORECASE)
 _WORDS = re.compile(r"\w+")
+_HAS_OFFSET = re.compile(r"[+-]\d\d:\d\d$")
 #: ``Jane Doe (jd)``, ``Jane Doe (``, ``신현주 기자`` (reporter), ``山田太郎記者``: notes after a name.
 _TRAILING_NOTE = re.compile(r"\s*\([^)]*\)?\s*$|\s*(?:기자|記者|特派員|특파원)\s*$")
 _URL_DATE = re.compile(r"/(20\d\d|19\d\d)[/-](0?[1-9]|1[0-2])[/-](0?[1-9]|[12]\d|3[01])(?:/|[^\d]|$)")
@@ -298,6 +299,28 @@ def _first_date(*values: Any) -> str | None:
     return None
 
 
+def _all_dates(*values: Any) -> list[str]:
+    return [parsed for value in values for text in _strings(value) if (parsed := parse_datetime(text))]
+
+
+def _time_values(root: etree._Element) -> list[str]:
+    return [str(value) for value in root.xpath("//time/@datetime")[:10]]
+
+
+def with_offset(chosen: str | None, others: list[str]) -> str | None:
+    """``chosen`` with a UTC offset taken from another source naming the same moment.
+
+    Pages often give a naive time in one place (JSON-LD) and the same time with its offset
+    in another (``article:published_time``); the aware one is the better record.
+    """
+    if not chosen or _HAS_OFFSET.search(chosen):
+        return chosen
+    for other in others:
+        if _HAS_OFFSET.search(other) and other[:-6].startswith(chosen):
+            return other
+    return chosen
+
+
 def _meta_values(meta: dict[str, list[str]], keys: Iterable[str]) -> list[str]:
     return [value for key in keys for value in meta.get(key, [])]
 
@@ -457,7 +480,14 @@ def extract_metadata(root: etree._Element, url: str | None = None) -> PageMetada
         or _url_date(url)
         or _htmldate(root, url)
     )
+    published = with_offset(
+        published,
+        _all_dates(article.get("datePublished"), _meta_values(meta, _PUBLISHED_META), _time_values(root)),
+    )
     modified = _first_date(article.get("dateModified")) or _first_date(_meta_values(meta, _MODIFIED_META))
+    modified = with_offset(
+        modified, _all_dates(article.get("dateModified"), _meta_values(meta, _MODIFIED_META))
+    )
     canonical = root.xpath("string(//link[@rel='canonical']/@href)").strip()
     image = _first(meta.get("og:image"), article.get("image"), meta.get("twitter:image"))
     tags = _keywords(meta.get("article:tag")) or _keywords(article.get("keywords"))

@@ -130,6 +130,15 @@ def test_plain_meta_tags_and_canonical_link() -> None:
     assert meta.canonical_url == "https://news.example/world/story"
 
 
+def test_naive_time_gets_the_offset_another_source_gives() -> None:
+    head = _jsonld({"@type": "NewsArticle", "headline": "H", "datePublished": "2024-04-28T09:30:00"}) + (
+        '<meta property="article:published_time" content="2024-04-28T09:30:00+02:00">'
+    )
+    assert _meta(head).published_at == "2024-04-28T09:30:00+02:00"
+    naive_only = _jsonld({"@type": "NewsArticle", "headline": "H", "datePublished": "2024-04-28T09:30:00"})
+    assert _meta(naive_only).published_at == "2024-04-28T09:30:00"  # no offset is invented
+
+
 def test_time_element_when_no_meta() -> None:
     body = '<article><time datetime="2022-02-03T04:05:06+01:00">3 Feb</time>' + BODY + "</article>"
     assert _meta("", body=body).published_at == "2022-02-03T04:05:06+01:00"
