@@ -6,11 +6,13 @@ through one real ``ingest worker --queues fetch`` process, with the full fetch s
 guard, robots.txt, the Redis per-host schedule with a rate high enough not to bind,
 conditional-request memory, body stored in Redis, the chain's next message published).
 For each pool the script prints pages/s (5,000 / wall time from the first enqueue to the
-last fetch), the peak RSS of the worker process (VmHWM) and the peak number of requests in
+last fetch), the worker's CPU time per page (utime + stime: what the pool costs, whatever else the machine
+is doing), the peak RSS of the worker process (VmHWM) and the peak number of requests in
 flight seen by the server.
 
     .venv/bin/python bench/fetch.py                      # threads:200 and gevent:200
     .venv/bin/python bench/fetch.py --pools gevent:500 --urls 2000
+    .venv/bin/python bench/fetch.py --pools threads:200/noevents   # price of Celery task events
 
 Needs the Redis of ``INGEST_REDIS_URL`` (default redis://127.0.0.1:6379/0); every key and
 queue it creates lives under a throw-away prefix that is deleted afterwards. Each run is cut
@@ -110,8 +112,27 @@ def _wait_fetched(ledger, batch: str, total: int, deadline: float, worker: subpr
         time.sleep(0.02)
 
 
+_NO_EVENTS = """
+import sys
+pool, concurrency, queue = sys.argv[1:4]
+if pool == "gevent":
+    from celery import maybe_patch_concurrency
+    maybe_patch_concurrency(["-P", "gevent"])
+from worker.app import app
+app.conf.worker_send_task_events = False
+app.conf.task_send_sent_event = False
+app.worker_main(["worker", "-Q", queue, "-P", pool, "-c", concurrency, "-l", "WARNING",
+                 "--without-mingle", "--without-gossip"])
+"""
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_pool(
-    pool: str, concurrency: int, urls: list[str], warmup: list[str], port: int, timeout: float
+    pool: str, concurrency: int, urls: list[str], warmup: list[str], port: int, timeout: float, events: bool
 ) -> dict:
     from config import Settings
     from stores.ledger import Ledger
@@ -139,19 +160,21 @@ def run_pool(
     batch = enqueue(urls, settings=settings).batch
     enqueue_s = time.monotonic() - started
     log = (Path("/tmp") / f"{prefix}.log").open("wb")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "worker", "worker", "--queues", "fetch", "--pool", pool,
-         "--concurrency", str(concurrency)],
-        env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "worker", "worker", "--queues", "fetch", "--pool", pool,
+               "--concurrency", str(concurrency)]  # fmt: skip
+    if not events:
+        # Measurement only: the same worker with Celery task events off, to price them.
+        command = [sys.executable, "-c", _NO_EVENTS, pool, str(concurrency), settings.fetch_queue]
+    worker = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
     try:
         if _wait_fetched(ledger, warm_batch, len(warmup), time.monotonic() + 60, worker) < len(warmup):
             return {"pool": pool, "concurrency": concurrency, "error": f"warm-up failed, see {log.name}"}
         _server_stats(port, reset=True)
         first = _wait_fetched(ledger, batch, 1, time.monotonic() + 30, worker)
-        started = time.monotonic()
+        started, cpu_started = time.monotonic(), _cpu_seconds(worker.pid)
         done = _wait_fetched(ledger, batch, len(urls), started + timeout, worker)
         elapsed = time.monotonic() - started
+        cpu = _cpu_seconds(worker.pid) - cpu_started
         stats = _server_stats(port)
         status = ledger.status(batch)
         return {
@@ -163,6 +186,8 @@ def run_pool(
             "seconds": round(elapsed, 2),
             "enqueue_s": round(enqueue_s, 2),
             "pages_per_s": round((done - first) / elapsed, 1),
+            "cpu_ms_per_page": round(cpu * 1000 / max(done - first, 1), 2),
+            "events": events,
             "peak_rss_mb": round(_peak_rss_mb(worker.pid), 1),
             "peak_inflight": stats["peak_inflight"],
             "complete": done >= len(urls),
@@ -203,8 +228,11 @@ def main() -> None:
         warmup = [f"{host}/warmup" for host in hosts]
         results = []
         for spec in args.pools.split(","):
+            spec, _, flag = spec.partition("/")
             pool, _, concurrency = spec.partition(":")
-            result = run_pool(pool, int(concurrency or 200), urls, warmup, ports[0], args.timeout)
+            result = run_pool(
+                pool, int(concurrency or 200), urls, warmup, ports[0], args.timeout, events=flag != "noevents"
+            )
             print(json.dumps(result), file=sys.stderr, flush=True)
             results.append(result)
     finally:
@@ -213,8 +241,8 @@ def main() -> None:
     print(f"\n{args.urls} URLs over {args.hosts} loopback hosts, server delay {args.delay * 1000:.0f} ms,"
           f" one fetch worker process, load average at end {os.getloadavg()[0]:.2f}")  # fmt: skip
     header = (
-        f"{'pool':<8} {'conc':>5} {'pages/s':>8} {'seconds':>8} {'peak RSS MB':>12}"
-        f" {'in flight':>10} {'dead':>5}"
+        f"{'pool':<8} {'conc':>5} {'events':>6} {'pages/s':>8} {'CPU ms/page':>12} {'seconds':>8}"
+        f" {'peak RSS MB':>12} {'in flight':>10} {'dead':>5}"
     )
     print(header)
     print("-" * len(header))
@@ -224,7 +252,8 @@ def main() -> None:
             continue
         note = "" if row["complete"] else f"  (cut off: {row['fetched']}/{row['urls']})"
         print(
-            f"{row['pool']:<8} {row['concurrency']:>5} {row['pages_per_s']:>8} {row['seconds']:>8}"
+            f"{row['pool']:<8} {row['concurrency']:>5} {'on' if row['events'] else 'off':>6}"
+            f" {row['pages_per_s']:>8} {row['cpu_ms_per_page']:>12} {row['seconds']:>8}"
             f" {row['peak_rss_mb']:>12} {row['peak_inflight']:>10} {row['dead']:>5}{note}"
         )
 

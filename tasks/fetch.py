@@ -273,7 +273,7 @@ class Fetcher:
                     )
                 finally:
                     response.close()
-                if self.validators is not None:
+                if self.validators is not None and page.validators != (known or Validators()):
                     self.validators.put(record_id, page.validators)
                 return page
         except httpx.TimeoutException as exc:
