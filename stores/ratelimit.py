@@ -33,6 +33,18 @@ redis.call('SET', KEYS[1], string.format('%.6f', free_at), 'PX', math.ceil((free
 return {1, tostring(wait)}
 """
 
+_PUSH_BACK = """
+-- KEYS[1]: the host's next-free-slot key; ARGV[1]: seconds from now
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local free_at = now + tonumber(ARGV[1])
+local nxt = tonumber(redis.call('GET', KEYS[1]) or '0')
+if free_at > nxt then
+  redis.call('SET', KEYS[1], string.format('%.6f', free_at), 'PX', math.ceil((free_at - now) * 1000) + 1000)
+end
+return 1
+"""
+
 
 @dataclass(frozen=True)
 class Reservation:
@@ -53,6 +65,10 @@ class HostRateLimiter:
         self._client = client
         self._prefix = prefix
         self._reserve = client.register_script(_RESERVE)
+        self._push_back = client.register_script(_PUSH_BACK)
+
+    def _key(self, host: str) -> str:
+        return f"{self._prefix}:rate:{host.lower()}"
 
     def reserve(self, host: str, interval: float, horizon: float) -> Reservation:
         """Book the next slot of ``host`` if it starts within ``horizon`` seconds.
@@ -60,6 +76,10 @@ class HostRateLimiter:
         ``interval`` is the spacing this request imposes on the next one (1 / rate, or the
         site's Crawl-delay when larger).
         """
-        key = f"{self._prefix}:rate:{host.lower()}"
-        booked, wait = self._reserve(keys=[key], args=[max(interval, 0.0), max(horizon, 0.0)])
+        booked, wait = self._reserve(keys=[self._key(host)], args=[max(interval, 0.0), max(horizon, 0.0)])
         return Reservation(booked=bool(int(booked)), wait=max(float(wait), 0.0))
+
+    def push_back(self, host: str, seconds: float) -> None:
+        """No request to ``host`` for ``seconds`` from any worker (the site said
+        ``Retry-After``); slots already booked are kept."""
+        self._push_back(keys=[self._key(host)], args=[max(seconds, 0.0)])

@@ -59,6 +59,8 @@ _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _SLEEP_BELOW = 0.05
 #: How long a URL waits for another worker to fetch its site's robots.txt.
 _ROBOTS_WAIT = 0.5
+#: Longest pause a Retry-After header can impose on a host for the whole pool.
+_MAX_PUSH_BACK = 600.0
 #: How late a re-queued URL may start and still use the slot it booked.
 _SLOT_GRACE = 0.25
 
@@ -250,7 +252,14 @@ class Fetcher:
                         continue
                     if response.status_code == 304 and conditional:
                         raise StopPipeline("unchanged", f"304 Not Modified for {current}")
-                    _raise_for_status(response)
+                    try:
+                        _raise_for_status(response)
+                    except TransientError as exc:
+                        # The site asked every client to wait: the whole pool waits for it.
+                        if exc.retry_after and self.limiter is not None:
+                            hop_host = (urlsplit(current).hostname or "").lower()
+                            self.limiter.push_back(hop_host, min(exc.retry_after, _MAX_PUSH_BACK))
+                        raise
                     content_type: str | None = response.headers.get("content-type")
 
                     def check_head(head: bytes, declared: str | None = content_type) -> None:

@@ -107,7 +107,13 @@ def test_429_carries_retry_after_then_succeeds(fetcher: Fetcher, server: Hostile
     error = _fails(fetcher, server.url("/429"))
     assert isinstance(error, TransientError) and error.reason == "rate_limited"
     assert error.retry_after == 1.0
-    assert fetcher.fetch(server.url("/429"), "rec").status == 200
+    # Every worker now leaves the host alone for that second...
+    with pytest.raises(HostBusy) as busy:
+        fetcher.fetch(server.url("/page/other"), "rec-2")
+    assert busy.value.booked and 0.8 < busy.value.wait <= 1.0
+    # ...and the retry, at its slot, succeeds.
+    time.sleep(busy.value.wait)
+    assert fetcher.fetch(server.url("/429"), "rec", booked=True).status == 200
 
 
 def test_503_twice_then_200(fetcher: Fetcher, server: HostileServer) -> None:

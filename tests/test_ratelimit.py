@@ -83,3 +83,13 @@ def test_two_workers_share_the_host_rate(settings: Settings, tmp_path: Path) -> 
     logs = [path.read_text() for path in sorted((tmp_path / "logs").glob("*.log"))]
     assert len(logs) == 2 and all('"stage.done"' in text for text in logs)
     assert any('"fetch.deferred"' in text for text in logs)
+
+
+def test_push_back_pauses_the_host_for_everyone(redis_client: redis.Redis, key_prefix: str) -> None:
+    limiter = HostRateLimiter(redis_client, key_prefix)
+    limiter.push_back("slow.example", 3.0)
+    paused = limiter.reserve("slow.example", 0.1, horizon=10)
+    assert paused.booked and 2.8 < paused.wait <= 3.0
+    limiter.push_back("slow.example", 1.0)  # a shorter pause never pulls booked slots earlier
+    later = limiter.reserve("slow.example", 0.1, horizon=10)
+    assert later.booked and later.wait > paused.wait
