@@ -64,7 +64,8 @@ def _link_texts(root: etree._Element) -> tuple[frozenset[str], str]:
 
 
 _CAPTION_CLASSES = etree.XPath(
-    "//*[contains(@class, 'caption') or contains(@class, 'legend') or contains(@class, 'photo-credit')]"
+    "//*[@class][contains(@class, 'caption') or contains(@class, 'legend')"
+    " or contains(@class, 'photo-credit')]"
     "[string-length(normalize-space()) < 400]"
 )
 

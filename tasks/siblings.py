@@ -37,6 +37,8 @@ def restore_siblings(root: etree._Element, lines: list[str]) -> list[str]:
     order: dict[str, int] = {}
     elements: list[tuple[int, etree._Element, str]] = []
     for position, element in enumerate(root.iter(*_BLOCKS)):
+        if not element.get("class"):
+            continue  # no signature: can neither vote nor be restored
         text = " ".join(element.text_content().split())
         if not text:
             continue
