@@ -1,4 +1,4 @@
-"""Cheap reads of a page's HTML with lxml (about 2 ms a page; a bs4 parse costs as much as trafilatura).
+"""Cheap reads of a page's HTML with lxml and selectolax (a bs4 parse costs as much as trafilatura).
 
 The page arrives as ``str`` (decoded by :mod:`tasks.decoding`); it is handed to lxml as UTF-8
 bytes with the encoding stated, so a stale ``<meta charset>`` in the page can never make
@@ -15,9 +15,10 @@ from typing import Any
 
 import lxml.html
 from lxml import etree
+from selectolax.lexbor import LexborHTMLParser, LexborNode
 
 _PARSERS = threading.local()  # an lxml parser must not be used by two threads at once
-_TEXT_TAGS = ("p", "h2", "h3", "li", "blockquote")
+_TEXT_SELECTOR = "p, h2, h3, li, blockquote"
 #: Containers whose text is never the article: page chrome and consent banners.
 _CHROME_TAGS = frozenset({"header", "footer", "nav", "aside", "form", "button", "figcaption", "noscript"})
 _CHROME_WORDS = ("cookie", "consent", "gdpr", "privacy", "newsletter", "banner", "modal", "popup")
@@ -63,34 +64,34 @@ def declared_language(root: etree._Element) -> str | None:
 
 
 def iter_jsonld(root: etree._Element) -> Iterator[dict[str, Any]]:
-    """Every JSON-LD object of the page, ``@graph`` members and nested lists flattened.
+    """Every JSON-LD object of the page, ``@graph`` members and nested lists flattened."""
+    for script in root.iterfind(".//script[@type='application/ld+json']"):
+        yield from jsonld_objects(script.text or "")
+
+
+def jsonld_objects(raw: str) -> Iterator[dict[str, Any]]:
+    """The objects of one JSON-LD block, ``@graph`` members and nested lists flattened.
 
     Pages often hold slightly broken JSON-LD (raw newlines in strings, HTML entities); a block
     that json cannot read with ``strict=False`` is skipped, never fatal.
     """
-    for script in root.iterfind(".//script[@type='application/ld+json']"):
-        raw = (script.text or "").strip()
-        if not raw:
-            continue
-        try:
-            data = json.loads(raw, strict=False)
-        except ValueError:
-            continue
-        stack: list[Any] = [data]
-        while stack:
-            item = stack.pop(0)
-            if isinstance(item, list):
-                stack[0:0] = item
-            elif isinstance(item, dict):
-                yield item
-                graph = item.get("@graph")
-                if graph is not None:
-                    stack.insert(0, graph)
-
-
-def drop_code(root: etree._Element) -> None:
-    """Remove script, style and template elements in place (their text is not prose)."""
-    etree.strip_elements(root, "script", "style", "template", "noscript", with_tail=False)
+    raw = raw.strip()
+    if not raw:
+        return
+    try:
+        data = json.loads(raw, strict=False)
+    except ValueError:
+        return
+    stack: list[Any] = [data]
+    while stack:
+        item = stack.pop(0)
+        if isinstance(item, list):
+            stack[0:0] = item
+        elif isinstance(item, dict):
+            yield item
+            graph = item.get("@graph")
+            if graph is not None:
+                stack.insert(0, graph)
 
 
 def is_chrome(element: etree._Element) -> bool:
@@ -107,40 +108,34 @@ def is_chrome(element: etree._Element) -> bool:
     return False
 
 
-def paragraph_sample(root: etree._Element, max_chars: int) -> str:
-    """Up to ``max_chars`` of paragraph text, from ``<article>``/``<main>`` when the page has one."""
-    scopes = root.xpath("//article | //main | //*[@itemprop='articleBody']")
-    containers = scopes or [root]
+def _node_is_chrome(node: LexborNode) -> bool:
+    """:func:`is_chrome` for a selectolax node."""
+    current: LexborNode | None = node
+    while current is not None and current.tag not in ("html", "-undef"):
+        if current.tag in _CHROME_TAGS:
+            return True
+        attributes = current.attributes
+        marker = f"{attributes.get('class') or ''} {attributes.get('id') or ''}".lower()
+        if marker.strip() and any(word in marker for word in _CHROME_WORDS):
+            return True
+        current = current.parent
+    return False
+
+
+def _paragraphs(containers: list[LexborNode], max_chars: int) -> str:
     parts: list[str] = []
     size = 0
     seen: set[str] = set()
     for container in containers:
-        for element in container.iter(*_TEXT_TAGS):
-            text = " ".join(element.text_content().split())
-            if len(text) < MIN_PARAGRAPH_CHARS or text in seen or is_chrome(element):
+        for node in container.css(_TEXT_SELECTOR):
+            text = " ".join(node.text(separator="").split())
+            if len(text) < MIN_PARAGRAPH_CHARS or text in seen or _node_is_chrome(node):
                 continue
             seen.add(text)
             parts.append(text)
             size += len(text) + 1
             if size >= max_chars:
                 return " ".join(parts)[:max_chars]
-    if scopes and size < max_chars // 4:  # the <article> held no real paragraphs: read the page
-        return paragraph_sample_all(root, max_chars)
-    return " ".join(parts)[:max_chars]
-
-
-def paragraph_sample_all(root: etree._Element, max_chars: int) -> str:
-    """Paragraph text of the whole page, chrome skipped."""
-    parts: list[str] = []
-    size = 0
-    for element in root.iter(*_TEXT_TAGS):
-        text = " ".join(element.text_content().split())
-        if len(text) < MIN_PARAGRAPH_CHARS or is_chrome(element):
-            continue
-        parts.append(text)
-        size += len(text) + 1
-        if size >= max_chars:
-            break
     return " ".join(parts)[:max_chars]
 
 
@@ -148,20 +143,42 @@ def sketch(html: str, max_chars: int) -> PageSketch:
     """The declared language, the ``<title>`` and up to ``max_chars`` of article-like text.
 
     JSON-LD ``articleBody`` is the publisher's own statement of the article text; when the
-    page has one it is the sample, otherwise paragraphs of the article container are.
+    page has one it is the sample, otherwise paragraphs of the article container
+    (``<article>``, ``<main>``, ``itemprop=articleBody``) are, or of the whole page when it
+    has none; headers, footers, navigation and consent banners are skipped. Parsed with
+    selectolax (lexbor), about twice as fast as lxml for this read-only pass.
     """
-    root = parse(html)
-    if root is None:
+    if not html or not html.strip():
         return PageSketch(None, None, "")
-    titles = root.xpath("//title/text()")
-    title = " ".join(titles[0].split()) if titles else None
+    tree = LexborHTMLParser(html)
+    html_node = tree.css_first("html")
+    declared = None
+    if html_node is not None:
+        declared = html_node.attributes.get("lang") or html_node.attributes.get("xml:lang")
+    if not declared:
+        for meta in tree.css("meta"):
+            attributes = meta.attributes
+            name = attributes.get("http-equiv") or attributes.get("property") or attributes.get("name") or ""
+            if name.lower() in ("content-language", "og:locale", "language", "dc.language"):
+                declared = attributes.get("content")
+                if declared:
+                    break
+    title_node = tree.css_first("title")
+    title = " ".join(title_node.text().split()) if title_node is not None else None
     sample = ""
-    for item in iter_jsonld(root):
-        body = item.get("articleBody")
-        if isinstance(body, str) and len(body) >= MIN_PARAGRAPH_CHARS and "<" not in body[:200]:
-            sample = " ".join(body[: max_chars * 2].split())[:max_chars]
+    for script in tree.css('script[type="application/ld+json"]'):
+        for item in jsonld_objects(script.text()):
+            body = item.get("articleBody")
+            if isinstance(body, str) and len(body) >= MIN_PARAGRAPH_CHARS and "<" not in body[:200]:
+                sample = " ".join(body[: max_chars * 2].split())[:max_chars]
+                break
+        if sample:
             break
     if not sample:
-        drop_code(root)
-        sample = paragraph_sample(root, max_chars)
-    return PageSketch(declared_language=declared_language(root), title=title, text_sample=sample)
+        tree.strip_tags(["script", "style", "template", "noscript"])
+        scopes = tree.css('article, main, [itemprop="articleBody"]')
+        sample = _paragraphs(scopes, max_chars) if scopes else ""
+        if len(sample) < max_chars // 4 and tree.body is not None:
+            sample = _paragraphs([tree.body], max_chars) or sample
+    declared = declared.strip() if declared and declared.strip() else None
+    return PageSketch(declared_language=declared, title=title or None, text_sample=sample)
