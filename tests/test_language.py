@@ -148,7 +148,14 @@ def test_stage_prefers_jsonld_article_body() -> None:
 
 
 @pytest.mark.parametrize(
-    "html", ["", "   ", "%PDF-1.4\n%\xe2\xe3\n1 0 obj<<>>endobj", "<html><body><img src=x></body></html>"]
+    "html",
+    [
+        "",
+        "   ",
+        "%PDF-1.4\n%\xe2\xe3\n1 0 obj<<>>endobj",
+        "<html><body><img src=x></body></html>",
+        "<p>\ud800\x00\x01 42</p>",
+    ],
 )
 def test_stage_on_empty_or_non_html_gives_null(html: str) -> None:
     job = language_stage(_job(), html, 1000)
