@@ -152,14 +152,18 @@ def detect_language(text: str, declared: str | None = None, sample_chars: int = 
 
 
 def second_opinion(text: str, sample_chars: int = 1000) -> str | None:
-    """The language pycld2 and py3langid agree on (no langdetect: ~2 ms), or None if they differ."""
+    """The language pycld2 reliably finds in ``text`` (~0.2 ms), or None when it is unsure.
+
+    Used to confirm an earlier full guess on a longer text: when pycld2 agrees with it, two
+    independent detectors do and the full vote need not run again.
+    """
     sample = _clean_sample(text or "", sample_chars)
     if sum(ch.isalpha() for ch in sample) < SHORT_LETTERS:
         return None
-    cld2 = _cld2_votes(sample)
-    langid = _langid_votes(sample)
-    if not cld2 or not langid:
+    try:
+        reliable, _, details = pycld2.detect(sample)
+    except pycld2.error:
         return None
-    top_cld2 = max(cld2, key=cld2.__getitem__)
-    top_langid = max(langid, key=langid.__getitem__)
-    return top_cld2 if top_cld2 == top_langid else None
+    if not reliable or not details or details[0][2] < 80:
+        return None
+    return normalize_code(details[0][1])
