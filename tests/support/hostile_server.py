@@ -277,7 +277,7 @@ class _Handler(BaseHTTPRequestHandler):
 def serve_hostile(host: str = "127.0.0.1") -> Iterator[HostileServer]:
     """Run a :class:`HostileServer` in a thread for the duration of the block."""
     server = HostileServer(host)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield server
