@@ -135,7 +135,7 @@ def clean_article(html: str, url: str | None = None, language: str | None = None
 def body_language(
     text: str, prior: str | None, prior_confidence: float | None, declared: str | None, sample_chars: int
 ) -> LanguageGuess:
-    """The language of the extracted body: the prior guess when two fast detectors confirm it."""
+    """The language of the extracted body: the prior guess when pycld2 confirms it, else a full vote."""
     if prior and second_opinion(text, sample_chars) == prior:
         return LanguageGuess(prior, prior_confidence)
     return detect_language(text, declared, sample_chars)
