@@ -87,14 +87,18 @@ local idlen = #own
 local gen = math.floor(now / genlen)
 local best, best_group = -1, own
 local checked = {}
-local current = {}
+local current, live = {}, {}
 for g = gen, gen - back, -1 do
   local gs = string.format('%d', g)
   local bprefix, dprefix = base .. ':b:' .. gs .. ':', base .. ':d:' .. gs .. ':'
   for i = 10, #ARGV, 2 do
-    local docs = redis.call('HGET', bprefix .. ARGV[i], ARGV[i + 1])
+    local docs
     if g == gen then
-      current[i] = docs
+      -- '~' marks a band hash whose expiry is set: then the insert below needs no EXPIREAT.
+      local got = redis.call('HMGET', bprefix .. ARGV[i], ARGV[i + 1], '~')
+      docs, current[i], live[i] = got[1], got[1], got[2]
+    else
+      docs = redis.call('HGET', bprefix .. ARGV[i], ARGV[i + 1])
     end
     if docs then
       for doc in string.gmatch(docs, '%d+') do
@@ -142,8 +146,12 @@ for i = 10, #ARGV, 2 do
   else
     docs = ns
   end
-  redis.call('HSET', bkey, ARGV[i + 1], docs)
-  redis.call('EXPIREAT', bkey, expire_at)
+  if live[i] then
+    redis.call('HSET', bkey, ARGV[i + 1], docs)
+  else
+    redis.call('HSET', bkey, ARGV[i + 1], docs, '~', 1)
+    redis.call('EXPIREAT', bkey, expire_at)
+  end
 end
 return {group, best, 1}
 """
