@@ -13,6 +13,8 @@ flight seen by the server.
     .venv/bin/python bench/fetch.py                      # threads:200 and gevent:200
     .venv/bin/python bench/fetch.py --pools gevent:500 --urls 2000
     .venv/bin/python bench/fetch.py --pools threads:200/noevents   # price of Celery task events
+    .venv/bin/python bench/fetch.py --pools raw:200   # the fetcher alone, no Celery (run it last:
+                                                      # its RSS is this script's own)
 
 Needs the Redis of ``INGEST_REDIS_URL`` (default redis://127.0.0.1:6379/0); every key and
 queue it creates lives under a throw-away prefix that is deleted afterwards. Each run is cut
@@ -202,6 +204,60 @@ def run_pool(
             redis.delete(*keys[start : start + 1000])
 
 
+def run_raw(concurrency: int, urls: list[str], warmup: list[str], port: int) -> dict:
+    """The fetch stage's own work (``Fetcher.fetch``: guard, robots, schedule, validators,
+    HTTP, decoding) on a thread pool in this process, without Celery: what the pool type
+    cannot go faster than."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from config import Settings
+    from stores.redis_client import client_for
+    from tasks.fetch import build_fetcher
+
+    prefix = f"bench-raw-{uuid.uuid4().hex[:8]}"
+    settings = Settings(
+        key_prefix=prefix, fetch_allow_private=True, host_rate=1000.0, fetch_concurrency=concurrency
+    )
+    fetcher = build_fetcher(settings)
+    failures: list[str] = []
+
+    def one(url: str) -> None:
+        try:
+            fetcher.fetch(url, uuid.uuid4().hex)
+        except Exception as exc:  # counted and reported, like the worker's dead letters
+            failures.append(repr(exc))
+
+    try:
+        for url in warmup:
+            one(url)
+        _server_stats(port, reset=True)
+        started, cpu_started = time.monotonic(), sum(os.times()[:2])
+        with ThreadPoolExecutor(concurrency) as pool:
+            list(pool.map(one, urls))
+        elapsed = time.monotonic() - started
+        cpu = sum(os.times()[:2]) - cpu_started
+        return {
+            "pool": "raw",
+            "concurrency": concurrency,
+            "urls": len(urls),
+            "fetched": len(urls) - len(failures),
+            "dead": len(failures),
+            "seconds": round(elapsed, 2),
+            "pages_per_s": round(len(urls) / elapsed, 1),
+            "cpu_ms_per_page": round(cpu * 1000 / len(urls), 2),
+            "events": False,
+            "peak_rss_mb": round(_peak_rss_mb(os.getpid()), 1),
+            "peak_inflight": _server_stats(port)["peak_inflight"],
+            "complete": True,
+        }
+    finally:
+        fetcher.client.close()
+        redis = client_for(settings)
+        keys = list(redis.scan_iter(match=f"{prefix}*", count=5000))
+        for start in range(0, len(keys), 1000):
+            redis.delete(*keys[start : start + 1000])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -230,6 +286,11 @@ def main() -> None:
         for spec in args.pools.split(","):
             spec, _, flag = spec.partition("/")
             pool, _, concurrency = spec.partition(":")
+            if pool == "raw":
+                result = run_raw(int(concurrency or 200), urls, warmup, ports[0])
+                print(json.dumps(result), file=sys.stderr, flush=True)
+                results.append(result)
+                continue
             result = run_pool(
                 pool, int(concurrency or 200), urls, warmup, ports[0], args.timeout, events=flag != "noevents"
             )
