@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from tasks.ner.gazetteer import Gazetteer
 from tasks.ner.normalise import LEADING_WORDS, Mention, fold
@@ -171,7 +172,6 @@ class Fallback:
     def _places(
         self, text: str, words: list[_Token], taken: list[bool], language: str | None
     ) -> list[Mention]:
-        places = self.gazetteer.primary_names(language or "en")
         found = []
         index = 0
         while index < len(words):
@@ -182,7 +182,7 @@ class Fallback:
                     if not words[last].capital or any(taken[index : last + 1]):
                         continue
                     span = text[words[index].start : words[last].end]
-                    place = places.get(fold(span))
+                    place = self.gazetteer.local(fold(span), language)
                     if (
                         place is None
                         or _glued(words, index, last, self._stop_words(language))
@@ -241,6 +241,7 @@ def _glued(words: list[_Token], first: int, last: int, stop_words: frozenset[str
     return False
 
 
+@lru_cache(maxsize=64)
 def stop_words(language: str | None) -> frozenset[str]:
     """spaCy's stop words of ``language`` (function words), empty when spaCy has none."""
     if not language:

