@@ -25,9 +25,11 @@ hash tag, so a partition lives in one slot and its script stays atomic)
       numbers (at most :data:`MAX_PER_BAND_KEY`) whose band hashed to that key.
 
     Small hashes are stored by Redis as listpacks (a few bytes per field instead of a
-    ~70-byte key per entry): ``buckets`` is sized so each band hash holds ~100 fields, and
-    the article table 64. ``bench/dedup_scale.py`` measures ~200 bytes per article with
-    1,000,000 indexed (the target is 300).
+    ~70-byte key per entry): ``buckets`` is sized so each band hash holds ~100 fields (and
+    stays under the default ``hash-max-listpack-entries`` of 128), the article table 64.
+    A band hash also holds the field ``~`` once its expiry is set, so an insert calls
+    ``EXPIREAT`` only on the hashes it creates. ``bench/dedup_scale.py`` measures 237 bytes
+    per article with 1,000,000 indexed (the target is 300).
 
 Expiry: a news window of days, in generations
     The window (``dedup_ttl``, 7 days by default) is cut into ``generations`` time slices
@@ -37,19 +39,22 @@ Expiry: a news window of days, in generations
     with no per-entry TTL, no sweeper and no memory spent on timestamps. Lookups read the
     current and the ``generations`` previous slices: an article is matched for at least
     the window and at most window x (1 + 1/generations) after it was indexed. The memory
-    held is therefore about (window + one generation) x articles per second x ~200 bytes:
-    ~500 MB for a million articles a day over a 7-day window.
+    held is therefore about articles per day x (window + one generation) in days x ~240
+    bytes: ~2.1 GB for a million articles a day over a 7-day window, ~210 MB for 100,000.
+    The ``seq`` counter is the only key without expiry.
 
 Sharding when one Redis is not enough
     The script needs all keys of one lookup on one node, and the hash tag puts a whole
     partition in one slot. ``dedup_partition=language`` makes one partition per detected
     language (copies of a wire story share its language; a German and an English version
     are not shingle copies anyway), so a Redis Cluster spreads the languages over its
-    nodes with no change in results. A single language that outgrows a node can be split
-    further by publisher region or by time (one cluster per window slice, looked up
-    newest-first), at the price of a second round trip. Throughput is rarely the limit: a
-    check-and-insert costs ~0.1-0.3 ms of Redis time (p99 well under 2 ms on loopback), so
-    one node serves thousands per second, far beyond the CPU stages before it.
+    nodes, with the same groups as long as copies are detected in the same language (the
+    benchmarks and the concurrency test run with one partition). A single language that
+    outgrows a node can be split further by publisher region or by time (one cluster per
+    window slice, looked up newest-first), at the price of a second round trip.
+    Throughput is rarely the limit: a check-and-insert costs ~0.15-0.3 ms of Redis time, so
+    one node serves a few thousand per second, more than the CPU stages before it produce
+    on a dozen cores.
 """
 
 from __future__ import annotations
