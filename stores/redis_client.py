@@ -10,11 +10,14 @@ from config import Settings
 
 
 @lru_cache(maxsize=8)
-def redis_client(url: str) -> redis.Redis:
+def redis_client(url: str, max_connections: int = 100) -> redis.Redis:
     """A pooled client for ``url`` (``redis://``, ``rediss://`` or ``unix://``), shared by threads."""
-    return redis.Redis.from_url(url, health_check_interval=30, socket_timeout=30)
+    return redis.Redis.from_url(
+        url, health_check_interval=30, socket_timeout=30, max_connections=max_connections
+    )
 
 
 def client_for(settings: Settings) -> redis.Redis:
-    """The client of the Redis these settings point at."""
-    return redis_client(settings.effective_redis_url)
+    """The client of the Redis these settings point at, its pool sized for every fetch
+    thread of a worker to hold a connection at once."""
+    return redis_client(settings.effective_redis_url, settings.fetch_concurrency + 64)

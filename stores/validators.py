@@ -61,3 +61,8 @@ class ValidatorStore:
             pipe.hset(key, mapping=mapping)
             pipe.expire(key, self._ttl)
         pipe.execute()
+
+    def forget(self, record_id: str) -> None:
+        """Drop the URL's validators: its last fetch did not end as a record, so the next
+        fetch must be a full one (a 304 would otherwise end it as ``unchanged`` forever)."""
+        self._client.delete(self._key(record_id))

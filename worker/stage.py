@@ -31,6 +31,7 @@ from stores.bodies import BodyStore
 from stores.jsonl import JsonlStore
 from stores.ledger import Ledger
 from stores.redis_client import client_for
+from stores.validators import ValidatorStore
 from tasks.errors import IngestError, StopPipeline, TransientError
 from tasks.record import DeadLetter, Job
 
@@ -56,6 +57,11 @@ class StageTask(Task):
     def bodies(self) -> BodyStore:
         """Page bodies stored by the fetch stage."""
         return BodyStore(client_for(self.settings), self.settings.key_prefix, self.settings.body_ttl)
+
+    @cached_property
+    def validators(self) -> ValidatorStore:
+        """ETag / Last-Modified per URL, remembered by the fetch stage."""
+        return ValidatorStore(client_for(self.settings), self.settings.key_prefix, self.settings.validators_ttl)
 
     @cached_property
     def jsonl(self) -> JsonlStore:
@@ -127,6 +133,7 @@ def dead_letter(task: StageTask, job: Job, stage: str, reason: str, error: str, 
     )
     if task.ledger.claim_dead_letter(letter):
         task.jsonl.write_dead_letter(letter)
+        task.validators.forget(job.record.id)
         log.warning("stage.dead_letter", reason=reason, error=error[:500], attempts=attempts)
     if job.body_key:
         task.bodies.delete(job.body_key)
