@@ -34,7 +34,6 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import structlog
 from celery.exceptions import Ignore
-from celery.signals import worker_init
 from protego import Protego
 
 from config import Settings, get_settings
@@ -330,28 +329,8 @@ _fetchers: dict[int, Fetcher] = {}
 _fetchers_lock = threading.Lock()
 
 
-def ensure_redis_capacity(settings: Settings) -> None:
-    """Let the process's Redis pool serve every fetch running at once.
-
-    redis-py caps a connection pool at 100 by default and raises ``MaxConnectionsError``
-    past it; a fetch worker runs ``fetch_concurrency`` tasks at once (200 by default), each
-    using Redis for the ledger, the body, the schedule and the validators.
-    """
-    pool = client_for(settings).connection_pool
-    wanted = settings.fetch_concurrency + 64
-    current = getattr(pool, "max_connections", None)
-    if isinstance(current, int) and current < wanted:
-        pool.max_connections = wanted
-
-
-@worker_init.connect
-def _size_redis_pool(**_kwargs: object) -> None:
-    ensure_redis_capacity(get_settings())
-
-
 def build_fetcher(settings: Settings) -> Fetcher:
     """A fetcher with the guarded client and the Redis-backed politeness of ``settings``."""
-    ensure_redis_capacity(settings)
     policy = AddressPolicy.from_settings(settings.fetch_allow_private, settings.fetch_allowed_networks)
     client = build_client(
         GuardedBackend(policy),
