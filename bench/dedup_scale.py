@@ -25,6 +25,7 @@ import argparse
 import multiprocessing
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -163,6 +164,7 @@ def main() -> int:
         "--buckets", type=int, default=None, help="Band hashes per generation (default: sized for --docs)."
     )
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # still stop the private Redis, delete keys
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     base_params = index_params(settings)
     generations = args.generations or base_params.generations
