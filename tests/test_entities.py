@@ -322,3 +322,23 @@ def test_text_is_capped_at_a_boundary_and_offsets_stay_true(registry: ModelRegis
     assert {e.text for e in capped} <= {"Emmanuel Macron", "Marseille"}
     for entity in extract_entities(text, "fr", registry, 20_000):
         assert text[entity.first_offset :].startswith(entity.text.split()[0])
+
+
+def test_the_model_reads_only_the_words_around_capitals() -> None:
+    from tasks.ner.extract import name_bearing
+    from tasks.ner.fallback import stop_words
+
+    quiet = "The talks resumed on time and everybody was happy about the outcome of it."
+    long = (
+        "On Tuesday the foreign minister met a large group of people who had come a long way "
+        "to see President Joe Biden speak in Washington where it rained all day long and "
+        "nobody in the crowd seemed to mind the weather at all."
+    )
+    text = quiet + "\n\n" + long + "\n\n東京で会議が開かれた。"
+    parts = name_bearing(text, stop_words("en"))
+    assert all(text[offset : offset + len(part)] == part for offset, part in parts)
+    assert not any("talks" in part for _, part in parts)  # no capital but "The": skipped
+    joined = " ".join(part for _, part in parts)
+    assert "Tuesday" in joined and "Joe Biden" in joined and "Washington" in joined
+    assert "weather" not in joined  # more than 6 words from any capital
+    assert parts[-1][1] == "東京で会議が開かれた。"  # uncased script: read whole

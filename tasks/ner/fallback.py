@@ -77,10 +77,16 @@ def tokens(text: str) -> list[_Token]:
     previous_end = 0
     for match in _TOKEN.finditer(text):
         word = match.group()
-        between = text[previous_end : match.start()]
-        after_initial = bool(found) and len(found[-1].text) == 1 and found[-1].text.isupper()
-        opens = not found or "\n" in between or (bool(_SENTENCE_END.search(between)) and not after_initial)
-        found.append(_Token(word, match.start(), match.end(), word[:1].isupper(), opens))
+        start = match.start()
+        if not found:
+            opens = True
+        elif start - previous_end == 1 and text[previous_end] == " ":
+            opens = False  # the common case, decided without a regex
+        else:
+            between = text[previous_end:start]
+            after_initial = len(found[-1].text) == 1 and found[-1].text.isupper()
+            opens = "\n" in between or (bool(_SENTENCE_END.search(between)) and not after_initial)
+        found.append(_Token(word, start, match.end(), word[:1].isupper(), opens))
         previous_end = match.end()
     return found
 
