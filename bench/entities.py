@@ -15,7 +15,8 @@ Sections (each prints a table; pick with ``--only``):
   pages with and without entities, one process; and what ``--cap`` costs in entities.
 
 Run: ``.venv/bin/python bench/entities.py [--only quality,seed,speed] [--limit N]``
-(``--only throughput`` runs the whole-path part of ``speed`` alone).
+(``--only throughput`` runs the whole-path part of ``speed`` alone, ``--only rss`` the RSS
+of a process that ran the path on every corpus page, with and without entities).
 Timings are wall-clock on one process; the machine may be shared, so check ``uptime``.
 The fallback is measured without known names (an empty Redis table) unless
 ``--learned-names`` is given: then names found by the models on the corpus pages (in
@@ -270,7 +271,10 @@ def _corpus_texts(language: str) -> list[str]:
 
 def speed(args: argparse.Namespace, settings: Settings) -> None:
     print("\n## Cost per model (NER only, paragraphs batched with nlp.pipe; fresh process each)")
-    print("| model | language | load s (wall) | RSS added MB | words/s per core (CPU time) |")
+    print(
+        "| model | language | load s (wall) | RSS added MB | "
+        "article words/s per core (CPU time; the model reads only the windows around capitals) |"
+    )
     print("|---|---|---|---|---|")
     for language, name in [*sorted(settings.spacy_models.items()), ("fr", "fr_core_news_sm")]:
         out = subprocess.run(
@@ -289,6 +293,41 @@ def speed(args: argparse.Namespace, settings: Settings) -> None:
             f"{cost['words_per_s']:,.0f} ({cost['words']:,.0f} words) |"
         )
     throughput(args, settings)
+
+
+def worker_rss(with_entities: bool) -> dict[str, float]:
+    """In this (fresh) process: RSS after the CPU path ran on every corpus page once."""
+    from worker.offline import process_html
+
+    pages = _corpus_pages()
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    before = _rss_mb()
+    registry = build_registry(settings, learn_names=False) if with_entities else None
+    for row, page in pages:
+        try:
+            process_html(page, str(row["url"]), settings, registry)
+        except Exception:
+            continue
+    return {"before_mb": before, "after_mb": _rss_mb()}
+
+
+def rss(args: argparse.Namespace) -> None:
+    print("\n## RSS of one process running the CPU path on every corpus page (fresh process each)")
+    print("| path | RSS before (pages in memory) MB | RSS after MB |")
+    print("|---|---|---|")
+    for flag in ("without", "with"):
+        out = subprocess.run(
+            [sys.executable, __file__, "--worker-rss", flag],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+        if out.returncode:
+            print(f"| {flag} entities | failed: {out.stderr.strip().splitlines()[-1:]} |")
+            continue
+        cost = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"| {flag} entities | {cost['before_mb']:.0f} | {cost['after_mb']:.0f} |")
 
 
 def throughput(args: argparse.Namespace, settings: Settings) -> None:
@@ -366,7 +405,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--show-errors", action="store_true")
     parser.add_argument("--model-cost", help=argparse.SUPPRESS)
+    parser.add_argument("--worker-rss", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker_rss:
+        print(json.dumps(worker_rss(args.worker_rss == "with")))
+        return
     if args.model_cost:
         language, name = args.model_cost.split(":", 1)
         print(json.dumps(model_cost(name, language)))
@@ -386,6 +429,9 @@ def main() -> None:
         seed(registry, settings)
     if "speed" in sections:
         speed(args, settings)
+        rss(args)
+    if "rss" in sections and "speed" not in sections:
+        rss(args)
     elif "throughput" in sections:
         throughput(args, settings)
 

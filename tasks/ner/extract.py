@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import replace
 
 from tasks.ner.fallback import stop_words
 from tasks.ner.merge import resolve, to_entities
@@ -195,8 +194,3 @@ def extract_entities(
     if not text.strip():
         return []
     return extract_many([text], [language], registry, max_chars)[0]
-
-
-def with_method(mentions: list[Mention], method: str) -> list[Mention]:
-    """The mentions marked as found by ``method``."""
-    return [replace(mention, method=method) for mention in mentions]
