@@ -18,9 +18,8 @@ Run: ``.venv/bin/python bench/entities.py [--only quality,seed,speed] [--limit N
 (``--only throughput`` runs the whole-path part of ``speed`` alone, ``--only rss`` the RSS
 of a process that ran the path on every corpus page, with and without entities).
 Timings are wall-clock on one process; the machine may be shared, so check ``uptime``.
-The fallback is measured without known names (an empty Redis table) unless
-``--learned-names`` is given: then names found by the models on the corpus pages (in
-``--names-min`` articles or more) are matched too.
+The fallback is measured alone: gazetteer, title rule and acronym rule, without known
+names (a deployment's Redis table of names its models found is empty here).
 """
 
 from __future__ import annotations
