@@ -274,6 +274,10 @@ def worker(
     names = [settings.fetch_queue if name == "fetch" else settings.cpu_queue for name in chosen]
     from worker.app import app
 
+    if "cpu" in chosen and pool == "prefork":
+        from worker.warmup import warm_up
+
+        warm_up(settings)  # before the fork: loaded once, shared by the pool's children
     argv = [
         "worker",
         "--queues",

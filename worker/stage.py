@@ -61,7 +61,9 @@ class StageTask(Task):
     @cached_property
     def validators(self) -> ValidatorStore:
         """ETag / Last-Modified per URL, remembered by the fetch stage."""
-        return ValidatorStore(client_for(self.settings), self.settings.key_prefix, self.settings.validators_ttl)
+        return ValidatorStore(
+            client_for(self.settings), self.settings.key_prefix, self.settings.validators_ttl
+        )
 
     @cached_property
     def jsonl(self) -> JsonlStore:
