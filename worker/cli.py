@@ -15,7 +15,7 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 from rich.console import Console
@@ -24,6 +24,9 @@ from rich.table import Table
 
 from config import Settings, get_settings
 from worker.processes import spawn_worker, stop_workers
+
+if TYPE_CHECKING:
+    from worker.producer import EnqueueResult
 
 cli = typer.Typer(
     help="news-ingest: fetch, clean, enrich and deduplicate news articles.", no_args_is_help=True
@@ -144,10 +147,7 @@ def _run_job(
 
         started = time.monotonic()
         result = enqueue(urls, settings=settings)
-        err.print(
-            f"batch [bold]{result.batch}[/bold]: {result.total} URLs enqueued"
-            + (f" ({result.repeated} repeats skipped)" if result.repeated else "")
-        )
+        err.print(f"batch [bold]{result.batch}[/bold]: {_enqueue_summary(result)}")
         status = _wait_for_batch(settings, result.batch, workers, timeout, log_path)
         elapsed = time.monotonic() - started
     _print_summary(status.as_dict(), store, elapsed)
@@ -222,6 +222,16 @@ def _print_summary(status: dict[str, object], store: object, elapsed: float) -> 
     err.print(table)
 
 
+def _enqueue_summary(result: EnqueueResult) -> str:
+    """``12 URLs (3 already seen, not fetched; 1 repeat skipped)``."""
+    notes = []
+    if result.seen:
+        notes.append(f"{result.seen} already seen, not fetched")
+    if result.repeated:
+        notes.append(f"{result.repeated} repeats skipped")
+    return f"{result.total} URLs" + (f" ({'; '.join(notes)})" if notes else "")
+
+
 @cli.command()
 def enqueue(
     urls_file: Annotated[str, typer.Argument(help="File with one URL per line, or - for stdin.")],
@@ -234,9 +244,7 @@ def enqueue(
 
     with _open_urls(urls_file) as handle:
         result = send(read_urls(handle), settings=settings)
-    err.print(
-        f"{result.total} URLs enqueued" + (f", {result.repeated} repeats skipped" if result.repeated else "")
-    )
+    err.print(_enqueue_summary(result))
     typer.echo(result.batch)
 
 
