@@ -354,12 +354,13 @@ def extract(
     entities: Annotated[bool, typer.Option(help="Run the entities stage.")] = True,
 ) -> None:
     """Run language, clean and entities on local pages; print one JSON record per line."""
-    from tasks.entities import registry_for
+    from tasks.entities import build_registry
     from tasks.errors import IngestError
     from worker.offline import process_html, read_html_file
 
     settings = get_settings()
-    registry = registry_for(settings.spacy_models) if entities else None
+    # Offline: read-only, so no names are learned into (or read from) the deployment's Redis.
+    registry = build_registry(settings, learn_names=False) if entities else None
     failures = 0
     for path in files:
         try:
