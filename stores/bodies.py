@@ -12,6 +12,7 @@ import zlib
 
 import redis
 
+from stores.redis_client import as_bytes
 from tasks.errors import PermanentError
 
 
@@ -34,7 +35,7 @@ class BodyStore:
         data = self._client.get(key)
         if data is None:
             raise PermanentError(f"page body {key} expired or missing", reason="body_expired")
-        return zlib.decompress(data).decode("utf-8")
+        return zlib.decompress(as_bytes(data)).decode("utf-8")
 
     def delete(self, key: str) -> None:
         """Free the body once the record is published."""

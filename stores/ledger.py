@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 
+from stores.redis_client import as_text
 from tasks.record import DeadLetter
 
 #: How a URL can end. ``published``: a record was written; ``duplicate``: a record was
@@ -126,7 +127,13 @@ class Ledger:
         """Atomically end the URL as a dead letter; False if it already has an outcome."""
         batch = letter.batch
         keys = [self._key(batch, "outcomes"), self._key(batch), self._key(batch, "dead")]
-        args = [letter.id or letter.url, "dead", self._ttl, letter.model_dump_json(), letter.reason]
+        args: list[str | int] = [
+            letter.id or letter.url,
+            "dead",
+            self._ttl,
+            letter.model_dump_json(),
+            letter.reason,
+        ]
         return bool(self._claim(keys=keys, args=args))
 
     def dead_letters(self, batch: str) -> list[DeadLetter]:
@@ -136,10 +143,10 @@ class Ledger:
 
     def status(self, batch: str) -> BatchStatus | None:
         """The batch's counts, or None if no such batch is known (or it expired)."""
-        raw: dict[bytes, bytes] = self._client.hgetall(self._key(batch))
+        raw = self._client.hgetall(self._key(batch))
         if not raw:
             return None
-        fields = {key.decode(): value.decode() for key, value in raw.items()}
+        fields = {as_text(key): as_text(value) for key, value in raw.items()}
         status = BatchStatus(
             batch=batch,
             total=int(fields.get("total", 0)),
@@ -160,4 +167,4 @@ class Ledger:
     def recent_batches(self, limit: int = 20) -> list[str]:
         """Most recent batch ids first."""
         raw = self._client.zrevrange(f"{self._prefix}:batches", 0, limit - 1)
-        return [item.decode() for item in raw]
+        return [as_text(item) for item in raw]

@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable
+from typing import cast
 
 import redis
 import structlog
@@ -93,7 +94,11 @@ class NameStore:
         with self._lock:
             if now - self._loaded_at >= self.refresh_seconds:
                 try:
-                    rows = self.client.zrangebyscore(self.key, self.min_articles, "+inf", withscores=True)
+                    # withscores=True: (member, score) pairs
+                    rows = cast(
+                        "list[tuple[bytes | str, float]]",
+                        self.client.zrangebyscore(self.key, self.min_articles, "+inf", withscores=True),
+                    )
                     self._table = build_table(rows)
                 except redis.RedisError as exc:
                     log.warning("entities.names_unavailable", error=str(exc)[:200])

@@ -15,6 +15,8 @@ import time
 import redis
 from protego import Protego
 
+from stores.redis_client import as_text
+
 #: RFC 9309: crawlers must parse at least the first 500 KiB of a robots.txt.
 ROBOTS_MAX_BYTES = 500 * 1024
 
@@ -43,7 +45,7 @@ class RobotsCache:
         body = self._client.get(self._key(origin))
         if body is None:
             return None
-        return self._remember(origin, body.decode("utf-8", errors="replace"))
+        return self._remember(origin, as_text(body, errors="replace"))
 
     def claim_fetch(self, origin: str, seconds: int = 30) -> bool:
         """True for the one caller (across all workers) that should fetch ``origin``'s

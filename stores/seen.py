@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import redis
 
+from stores.redis_client import as_text
 from tasks.record import record_id
 
 
@@ -57,7 +58,7 @@ class SeenUrls:
             if value is None:
                 marks.append(None)
                 continue
-            rid, _, batch = value.decode().partition(" ")
+            rid, _, batch = as_text(value).partition(" ")
             marks.append(SeenMark(record_id=rid, batch=batch))
         return marks
 

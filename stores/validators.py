@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import redis
 
+from stores.redis_client import as_bytes, as_text
+
 
 @dataclass(frozen=True)
 class Validators:
@@ -41,16 +43,16 @@ class ValidatorStore:
 
     def get(self, record_id: str) -> Validators | None:
         """The validators of the last fetch of this URL, if any are remembered."""
-        raw: dict[bytes, bytes] = self._client.hgetall(self._key(record_id))
+        raw = self._client.hgetall(self._key(record_id))
         if not raw:
             return None
-        fields = {key.decode(): value.decode("latin-1") for key, value in raw.items()}
+        fields = {as_text(key): as_bytes(value).decode("latin-1") for key, value in raw.items()}
         return Validators(etag=fields.get("etag") or None, last_modified=fields.get("last_modified") or None)
 
     def put(self, record_id: str, validators: Validators) -> None:
         """Remember the validators of a fetch (forget them when the server sent none)."""
         key = self._key(record_id)
-        mapping: dict[str | bytes, bytes | float | int | str] = {
+        mapping: dict[str, str] = {
             name: value
             for name, value in (("etag", validators.etag), ("last_modified", validators.last_modified))
             if value
@@ -58,7 +60,8 @@ class ValidatorStore:
         pipe = self._client.pipeline()
         pipe.delete(key)
         if mapping:
-            pipe.hset(key, mapping=mapping)
+            for name, value in mapping.items():
+                pipe.hset(key, name, value)
             pipe.expire(key, self._ttl)
         pipe.execute()
 
