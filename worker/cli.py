@@ -15,7 +15,7 @@ import sys
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 from rich.console import Console
@@ -26,6 +26,7 @@ from config import Settings, get_settings
 from worker.processes import spawn_worker, stop_workers
 
 if TYPE_CHECKING:
+    from stores.jsonl import JsonlStore
     from worker.producer import EnqueueResult
 
 cli = typer.Typer(
@@ -200,23 +201,27 @@ def _wait_for_batch(
             time.sleep(0.25)
 
 
-def _print_summary(status: dict[str, object], store: object, elapsed: float) -> None:
-    from stores.jsonl import JsonlStore
+def _batch_table(row: dict[str, Any]) -> Table:
+    """One batch as a two-column table: URLs, outcomes, stages passed, retries, dead reasons."""
+    from worker.pipeline import STAGES
 
-    assert isinstance(store, JsonlStore)
-    table = Table(title=f"batch {status['batch']}", show_header=False)
-    outcomes = status["outcomes"]
-    assert isinstance(outcomes, dict)
-    table.add_row("URLs", str(status["total"]))
-    for name, count in outcomes.items():
+    table = Table(title=f"batch {row['batch']}", show_header=False, min_width=48)
+    table.add_row("URLs", str(row["total"]))
+    table.add_row("pending", str(row["pending"]))
+    for name, count in row["outcomes"].items():
         table.add_row(name, str(count))
-    reasons = status["dead_letter_reasons"]
-    assert isinstance(reasons, dict)
-    for reason, count in sorted(reasons.items()):
+    for reason, count in sorted(row["dead_letter_reasons"].items()):
         table.add_row(f"  dead: {reason}", str(count))
-    table.add_row(
-        "seconds", f"{elapsed:.1f} ({int(str(status['accounted'])) / max(elapsed, 1e-9):.1f} URLs/s)"
-    )
+    for stage in STAGES:
+        retries = row["retries"].get(stage)
+        note = f" ({retries} retries)" if retries else ""
+        table.add_row(f"through {stage}", f"{row['stages'].get(stage, 0)}{note}")
+    return table
+
+
+def _print_summary(row: dict[str, Any], store: JsonlStore, elapsed: float) -> None:
+    table = _batch_table(row)
+    table.add_row("seconds (with start-up)", f"{elapsed:.1f}")
     table.add_row("articles", str(store.articles_path))
     table.add_row("dead letters", str(store.dead_letters_path))
     err.print(table)
@@ -325,24 +330,19 @@ def status(
     if as_json:
         typer.echo(json.dumps(rows[0] if batch else rows, indent=2))
         return
-    from stores.ledger import OUTCOMES
-    from worker.pipeline import STAGES
-
-    table = Table("batch", "total", "pending", *OUTCOMES, *STAGES)
+    if batch:
+        Console().print(_batch_table(rows[0]))
+        return
+    table = Table("batch", "URLs", "pending", "published", "duplicate", "dead")
     for row in rows:
-        outcomes, stages = row["outcomes"], row["stages"]
+        outcomes = row["outcomes"]
         table.add_row(
             row["batch"],
             str(row["total"]),
             str(row["pending"]),
-            *(str(outcomes[name]) for name in OUTCOMES),
-            *(str(stages.get(name, 0)) for name in STAGES),
+            *(str(outcomes[name]) for name in ("published", "duplicate", "dead")),
         )
     Console().print(table)
-    for row in rows:
-        if row["dead_letter_reasons"]:
-            reasons = ", ".join(f"{k}={v}" for k, v in sorted(row["dead_letter_reasons"].items()))
-            Console().print(f"{row['batch']} dead letters: {reasons}")
 
 
 @cli.command()
