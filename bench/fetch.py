@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -140,6 +139,7 @@ def run_pool(
     from stores.ledger import Ledger
     from stores.redis_client import client_for
     from tests.support.workers import settings_env
+    from worker.processes import stop_workers
     from worker.producer import enqueue
 
     prefix = f"bench-fetch-{uuid.uuid4().hex[:8]}"
@@ -195,11 +195,12 @@ def run_pool(
             "complete": done >= len(urls),
         }
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGKILL)
-            worker.wait()
+        # Warm shutdown: the worker hands its prefetched messages back (a killed worker would
+        # leave them in kombu's shared `unacked` hash, to be restored into a dead queue later).
+        stop_workers([worker], grace=15)
         log.close()
         keys = list(redis.scan_iter(match=f"{prefix}*", count=5000))
+        keys += list(redis.scan_iter(match=f"_kombu.binding*{prefix}*", count=5000))
         for start in range(0, len(keys), 1000):
             redis.delete(*keys[start : start + 1000])
 
