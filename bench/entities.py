@@ -36,6 +36,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -276,22 +277,30 @@ def speed(args: argparse.Namespace, settings: Settings) -> None:
     )
     print("|---|---|---|---|---|")
     for language, name in [*sorted(settings.spacy_models.items()), ("fr", "fr_core_news_sm")]:
-        out = subprocess.run(
-            [sys.executable, __file__, "--model-cost", f"{language}:{name}"],
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        )
-        if out.returncode:
-            print(f"| {name} | {language} | failed: {out.stderr.strip().splitlines()[-1:]} |")
+        cost, error = _in_fresh_process("--model-cost", f"{language}:{name}")
+        if cost is None:
+            print(f"| {name} | {language} | failed: {error} |")
             continue
-        cost = json.loads(out.stdout.strip().splitlines()[-1])
         print(
             f"| {name} | {language} | {cost['load_s']:.1f} | {cost['rss_mb']:.0f} | "
             f"{cost['words_per_s']:,.0f} ({cost['words']:,.0f} words) |"
         )
     throughput(args, settings)
+
+
+def _in_fresh_process(flag: str, value: str) -> tuple[dict[str, Any] | None, str]:
+    """Run this script with ``flag value`` in a new process (memory and load time measured
+    from a clean start); its last stdout line as JSON, or None and the error."""
+    out = subprocess.run(
+        [sys.executable, __file__, flag, value],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    if out.returncode:
+        return None, str(out.stderr.strip().splitlines()[-1:])
+    return json.loads(out.stdout.strip().splitlines()[-1]), ""
 
 
 def worker_rss(with_entities: bool) -> dict[str, float]:
@@ -315,17 +324,10 @@ def rss(args: argparse.Namespace) -> None:
     print("| path | RSS before (pages in memory) MB | RSS after MB |")
     print("|---|---|---|")
     for flag in ("without", "with"):
-        out = subprocess.run(
-            [sys.executable, __file__, "--worker-rss", flag],
-            capture_output=True,
-            text=True,
-            check=False,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
-        )
-        if out.returncode:
-            print(f"| {flag} entities | failed: {out.stderr.strip().splitlines()[-1:]} |")
+        cost, error = _in_fresh_process("--worker-rss", flag)
+        if cost is None:
+            print(f"| {flag} entities | failed: {error} |")
             continue
-        cost = json.loads(out.stdout.strip().splitlines()[-1])
         print(f"| {flag} entities | {cost['before_mb']:.0f} | {cost['after_mb']:.0f} |")
 
 
