@@ -8,9 +8,17 @@ Read from the lxml tree before the text extractor touches it, in order of trust:
 * the visible headline (``<h1>``), ``<time datetime>`` and ``rel=author`` bylines;
 * the URL (``/2024/04/28/``) and, last, htmldate's heuristics for the date.
 
-The title is chosen by agreement: each source proposes a title (site-name suffixes cut when
-another source shows the bare headline), and the proposal most sources share wins, ties
-going to JSON-LD, then Twitter, OpenGraph, ``<h1>`` and ``<title>``.
+The title is chosen by agreement: each source proposes a title, and the proposal most sources
+share wins, ties going to JSON-LD, then Twitter, OpenGraph, ``<h1>`` and ``<title>``.
+
+* A site suffix (``Headline | Site``, ``Headline - Section - Site``) is cut when another source
+  shows the bare headline or when the tail names the site; after a separator without spaces
+  (``Headline-SectionㅣSite``) only a short tail ending with the site's name is cut.
+* When another source gives the winner's very words with fewer quotation marks
+  (``"Quoted lead"… rest`` and ``Quoted lead… rest``), the plainer one is taken: the marks are
+  typography some templates add. Straight against curly marks is left to the vote.
+* A leading kicker (``Topic: Headline``) is kept: pages show the bare headline in one source and
+  the kicker in another both ways, and neither form is the rule.
 """
 
 from __future__ import annotations
@@ -85,6 +93,10 @@ AGENCIES = frozenset(
     }
 )
 _TITLE_SEPARATORS = re.compile(r"\s+(?:[|｜·•»–—:-]|::|--)\s*|\s*[|｜：]\s*|\s*(?:--|::)\s*")
+#: Separators without spaces (``…커졌다-정치ㅣ한국일보``; ``ㅣ`` is the Hangul letter used as a bar).
+_TIGHT_SEPARATORS = re.compile(r"[-–—·•»/ㅣ]")
+#: Quotation marks and apostrophes, straight, curly, angled and CJK.
+_QUOTES = re.compile(r"[\"'‘’‚‛“”„‟«»‹›「」『』〝〞＂＇]")
 _BYLINE_PREFIX = re.compile(
     r"^(?:by|von|par|por|door|av|af|från|ved|przez|autor(?:in)?|author|text|texto|"
     r"von\s+und\s+mit|written by|reported by)\s*:?\s+",
@@ -229,26 +241,43 @@ def _first(*values: Any) -> str | None:
     return None
 
 
+def _names_site(tail: str, site: str) -> bool:
+    """``tail`` (lower-cased) is the site's name, maybe with a section or two: ``news - srf``."""
+    if not site or not tail:
+        return False
+    if site in tail:
+        return len(_WORDS.findall(tail.replace(site, ""))) <= 2
+    return tail in site
+
+
 def strip_site_suffix(title: str, others: Iterable[str], site_name: str | None = None) -> str:
     """``Headline | Site`` -> ``Headline``.
 
-    The tail goes when another source shows the bare headline, or when it names the site.
+    The tail goes when another source shows the bare headline, or when it names the site. Failing
+    that, a separator without spaces (``Headline-SectionㅣSite``) cuts off a short tail that ends
+    with the site's name: a hyphen or slash in a headline is usually part of a word, so nothing
+    less than the site's name will do there.
     """
     pool = {other for other in others if other and other != title}
     site = (site_name or "").lower()
     for match in _TITLE_SEPARATORS.finditer(title):
         head, tail = title[: match.start()].strip(), title[match.end() :].strip().lower()
-        if not head:
-            continue
-        if head in pool:
+        if head and (head in pool or _names_site(tail, site)):
             return head
-        if (
-            site
-            and tail
-            and (tail in site or (site in tail and len(_WORDS.findall(tail.replace(site, ""))) <= 2))
-        ):
-            return head
+    if site:
+        for match in _TIGHT_SEPARATORS.finditer(title):
+            head, tail = title[: match.start()].strip(), title[match.end() :].strip().lower()
+            if head and tail.endswith(site) and _names_site(tail, site):
+                return head
     return title
+
+
+def _quote_marks(text: str) -> int:
+    return len(_QUOTES.findall(text))
+
+
+def _unquoted(text: str) -> str:
+    return " ".join(_QUOTES.sub("", text).split())
 
 
 def choose_title(candidates: dict[str, str], site_name: str | None) -> str | None:
@@ -263,6 +292,13 @@ def choose_title(candidates: dict[str, str], site_name: str | None) -> str | Non
     for source in ("jsonld", "twitter", "og", "h1", "title"):
         proposal = proposals.get(source)
         if proposal and (best is None or votes[proposal] > votes[best]):
+            best = proposal
+    if best is None:
+        return None
+    # The same words with fewer quotation marks: ``"Quoted lead"… rest`` -> ``Quoted lead… rest``.
+    key = _unquoted(best)
+    for proposal in proposals.values():
+        if _quote_marks(proposal) < _quote_marks(best) and _unquoted(proposal) == key:
             best = proposal
     return best
 

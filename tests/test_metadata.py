@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 import pytest
 
 from tasks.html import parse
-from tasks.metadata import PageMetadata, choose_authors, extract_metadata, parse_datetime, split_authors
+from tasks.metadata import (
+    PageMetadata,
+    choose_authors,
+    extract_metadata,
+    parse_datetime,
+    split_authors,
+    strip_site_suffix,
+)
 from tests.support.pages import load_pages
 
 URL = "https://news.example/world/2024/04/28/story.html"
@@ -166,6 +173,42 @@ def test_title_by_agreement_not_by_first_source() -> None:
         "<title>Storm hits the coast – Example</title>"
     )
     assert _meta(head, body="<h1>Storm hits the coast</h1>" + BODY).title == "Storm hits the coast"
+
+
+def test_site_suffix_after_a_separator_without_spaces() -> None:
+    head = (
+        '<meta property="og:site_name" content="예시일보">'
+        '<meta property="og:title" content="폭풍이 해안을 강타했다-사회ㅣ예시일보">'
+        "<title>폭풍이 해안을 강타했다-사회ㅣ예시일보</title>"
+    )
+    assert _meta(head).title == "폭풍이 해안을 강타했다"
+    # Without spaces only a tail ending with the site's name goes: a hyphen is usually a word's.
+    head = (
+        '<meta property="og:site_name" content="Example News">'
+        '<meta property="og:title" content="Pro-Example News rally draws crowds">'
+    )
+    assert _meta(head).title == "Pro-Example News rally draws crowds"
+    assert strip_site_suffix("Storm hits the coast-World/Example News", [], "Example News") == (
+        "Storm hits the coast"
+    )
+    assert strip_site_suffix("Anti-Example campaign grows", [], "Example") == "Anti-Example campaign grows"
+
+
+def test_title_with_fewer_quotation_marks_wins_among_the_same_words() -> None:
+    quoted = '"Pink hair sparks mockery"… the riddle of the colour'
+    head = (
+        _jsonld({"@type": "NewsArticle", "headline": quoted})
+        + f"<meta name='twitter:title' content='{quoted}'>"
+        + '<meta property="og:title" content="Pink hair sparks mockery… the riddle of the colour">'
+    )
+    body = f"<h1>{quoted}</h1>" + BODY
+    assert _meta(head, body=body).title == "Pink hair sparks mockery… the riddle of the colour"
+    # Straight against curly marks (as many of each) is left to the vote and its tie order.
+    head = (
+        _jsonld({"@type": "NewsArticle", "headline": "Strava unveils \u2018family\u2019 plan"})
+        + '<meta property="og:title" content="Strava unveils \'family\' plan">'
+    )
+    assert _meta(head).title == "Strava unveils \u2018family\u2019 plan"
 
 
 def test_no_metadata_at_all() -> None:
