@@ -9,10 +9,13 @@ stage shares the CPU queue (prefork).
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import setup_logging, task_prerun, worker_process_init
+from celery.signals import setup_logging, worker_process_init
 
 from config import Settings, get_settings
+from worker import broker
 from worker.logging import configure_logging
+
+broker.register()  # before any Connection resolves the redis:// scheme
 
 STAGE_MODULES = [
     "tasks.fetch",
@@ -79,11 +82,3 @@ def _setup_logging(**_kwargs: object) -> None:
 @worker_process_init.connect
 def _init_child(**_kwargs: object) -> None:
     configure_logging(get_settings())
-
-
-@task_prerun.connect
-def _bind_task_id(task_id: str | None = None, **_kwargs: object) -> None:
-    import structlog
-
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(task_id=task_id)

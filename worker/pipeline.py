@@ -27,13 +27,16 @@ STAGES = ("fetch", "language", "clean", "entities", "dedup", "publish")
 def build_chain(job: Job, settings: Settings) -> Signature:
     """The Celery chain that takes one URL from fetch to publish, on these settings' queues."""
     cpu = settings.cpu_queue
+    # What Flower and the task events show as the arguments: the URL, not the whole job.
+    # Given here, it also spares Celery a saferepr() of the job on every publish.
+    shown = {"argsrepr": f"Job(url={job.record.url!r}, batch={job.batch!r})", "kwargsrepr": "{}"}
     stages = chain(
-        fetch.s(job.model_dump(mode="json")).set(queue=settings.fetch_queue),
-        language.s().set(queue=cpu),
-        clean.s().set(queue=cpu),
-        entities.s().set(queue=cpu),
-        dedup.s().set(queue=cpu),
-        publish.s().set(queue=cpu),
+        fetch.s(job.model_dump(mode="json")).set(queue=settings.fetch_queue, **shown),
+        language.s().set(queue=cpu, **shown),
+        clean.s().set(queue=cpu, **shown),
+        entities.s().set(queue=cpu, **shown),
+        dedup.s().set(queue=cpu, **shown),
+        publish.s().set(queue=cpu, **shown),
     )
     # Called in the worker's main process when a stage dies from outside (hard time limit).
     stages.link_error(task_failed.s())

@@ -76,10 +76,15 @@ def run_stage(
 ) -> dict[str, Any]:
     """Run ``work`` on the job in ``payload`` as stage ``stage`` of ``task``."""
     job = Job.model_validate(payload)
-    retries = int(task.request.retries or 0)
-    structlog.contextvars.bind_contextvars(
+    # Bound for this task only and restored afterwards: a pool thread runs many tasks.
+    with structlog.contextvars.bound_contextvars(
         url=job.record.url, batch=job.batch, stage=stage, task_id=task.request.id
-    )
+    ):
+        return _run_job(task, stage, job, work)
+
+
+def _run_job(task: StageTask, stage: str, job: Job, work: Callable[[Job], Job]) -> dict[str, Any]:
+    retries = int(task.request.retries or 0)
     settings = task.settings
     deliveries = task.ledger.count_delivery(task.request.id or "local", retries)
     if deliveries > settings.max_deliveries:
