@@ -67,6 +67,14 @@ class Settings(BaseSettings):
         default=200,
         description="Tasks a fetch worker runs at once (requests in flight per process).",
     )
+    fetch_bundle_size: int = Field(
+        default=8,
+        ge=1,
+        description="Most URLs per fetch message. A large batch is sent in bundles (URLs of "
+        "different hosts, fetched one after another by one pool slot) so that Celery's cost per "
+        "message is paid once per bundle; a batch smaller than `fetch_concurrency` times two "
+        "goes one URL per message. 1 turns bundling off.",
+    )
     fetch_pool: str = Field(
         default="threads",
         description="Celery pool of the fetch worker: `threads` (default: more pages/s and less CPU "

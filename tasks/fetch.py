@@ -16,19 +16,21 @@ error out). In order, for each URL:
 6. the body is streamed under a deadline and a cap on decompressed bytes, must be HTML by
    header and by sniffing, and is decoded with the right charset.
 
-The Celery task stores the page body once in Redis with a TTL and passes only its key down
-the chain, so the CPU stages never carry whole pages in their messages.
+The Celery task takes a bundle of jobs (one or more URLs, see :mod:`worker.pipeline`),
+fetches them one after another, stores each page body once in Redis with a TTL and sends
+each fetched job on to the CPU stages with only the body's key, so the CPU stages never
+carry whole pages in their messages. A retry or a deferral sends its URL back alone.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from functools import partial
+from typing import Any, NoReturn
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -36,7 +38,7 @@ import structlog
 from celery.exceptions import Ignore
 from protego import Protego
 
-from config import Settings, get_settings
+from config import Settings
 from stores.ratelimit import HostRateLimiter
 from stores.redis_client import client_for
 from stores.robots import ROBOTS_MAX_BYTES, RobotsCache
@@ -48,7 +50,8 @@ from tasks.record import Job
 from tasks.ssrf import AddressPolicy, GuardedBackend
 from tasks.urls import validate_url
 from worker.app import app
-from worker.stage import StageTask, run_stage
+from worker.pipeline import send_after_fetch, send_fetch
+from worker.stage import StageTask, dead_letter, run_job
 
 STAGE = "fetch"
 log = structlog.stdlib.get_logger("ingest.fetch")
@@ -359,42 +362,85 @@ def fetcher_for(settings: Settings) -> Fetcher:
     return fetcher
 
 
-def defer(task: StageTask, busy: HostBusy) -> None:
-    """Re-queue this fetch for when its host is free, without counting a retry.
+@app.task(bind=True, base=StageTask, name="ingest.fetch")
+def fetch(self: StageTask, jobs: list[dict[str, Any]], slot_until: float | None = None) -> None:
+    """Fetch each page of the bundle, store its body in Redis and send it to the CPU stages.
 
-    The copy keeps the chain and the retry count, gets a new task id (the redelivery
-    counter is per task id) and, if a slot was booked, the time until which it may use it.
+    The URLs of a bundle are fetched one after another (see :mod:`worker.pipeline`); each
+    ends on its own: sent on, retried or deferred as a bundle of one, or dead-lettered.
+    ``slot_until`` comes with a deferred bundle of one whose host slot is already booked.
+    """
+    settings = self.settings
+    retries = int(self.request.retries or 0)
+    bundle = [Job.model_validate(payload) for payload in jobs]
+    deliveries = self.ledger.count_delivery(self.request.id or "local", retries)
+    if deliveries > 1 and len(bundle) > 1:
+        # Redelivered: one of these URLs may be what stopped a worker. Sent apart, each
+        # one's deliveries are counted alone, and only a culprit ends as `worker_lost`.
+        log.warning("fetch.bundle_split", urls=len(bundle), deliveries=deliveries)
+        for job in bundle:
+            send_fetch([job], settings, retries=retries)
+        return
+    booked = slot_until is not None and time.time() <= slot_until
+    started = time.monotonic()
+    for index, job in enumerate(bundle):
+        if index and time.monotonic() - started > settings.soft_time_limit / 2:
+            # A bundle of slow servers must not hold one pool slot for long: the rest go back.
+            send_fetch(bundle[index:], settings, retries=retries)
+            log.info("fetch.bundle_requeued", urls=len(bundle) - index)
+            return
+        with structlog.contextvars.bound_contextvars(
+            url=job.record.url, batch=job.batch, stage=STAGE, task_id=self.request.id
+        ):
+            if deliveries > settings.max_deliveries:
+                dead_letter(self, job, STAGE, "worker_lost", f"delivered {deliveries} times", retries + 1)
+                continue
+            try:
+                fetched = run_job(
+                    self,
+                    STAGE,
+                    job,
+                    partial(fetch_one, self, booked=booked, retries=retries),
+                    retries=retries,
+                    retry_later=partial(_retry_later, job, settings, retries),
+                )
+            except Ignore:
+                continue
+            send_after_fetch(fetched, settings)
+
+
+def fetch_one(task: StageTask, job: Job, *, booked: bool, retries: int) -> Job:
+    """One URL of a bundle: the page fetched, its body stored, the record updated."""
+    try:
+        page = fetcher_for(task.settings).fetch(job.record.url, job.record.id, booked=booked)
+    except HostBusy as busy:
+        defer(job, busy, task.settings, retries)
+    body_key = task.bodies.put(job.record.id, page.html)
+    record = job.record.model_copy(
+        update={
+            "final_url": page.final_url,
+            "http_status": page.status,
+            "content_type": page.content_type,
+            "fetched_at": page.fetched_at,
+        }
+    )
+    return job.model_copy(update={"record": record, "body_key": body_key})
+
+
+def defer(job: Job, busy: HostBusy, settings: Settings, retries: int) -> NoReturn:
+    """Send the URL again, alone, for when its host is free, without counting a retry.
+
+    If a slot was booked, the bundle of one carries the time until which it may use it.
     """
     slot_until = time.time() + busy.wait + _SLOT_GRACE if busy.booked else None
-    signature = task.signature_from_request(
-        kwargs={"slot_until": slot_until}, countdown=busy.wait, task_id=str(uuid.uuid4())
-    )
-    signature.apply_async()
+    send_fetch([job], settings, countdown=busy.wait, retries=retries, slot_until=slot_until)
     log.info("fetch.deferred", host=busy.host, wait=round(busy.wait, 3), booked=busy.booked)
     raise Ignore()
 
 
-@app.task(bind=True, base=StageTask, name="ingest.fetch")
-def fetch(self: StageTask, job: dict[str, Any], slot_until: float | None = None) -> dict[str, Any]:
-    """Fetch the page and store its body in Redis for the next stages."""
-
-    def stage(current: Job) -> Job:
-        fetcher = fetcher_for(get_settings())
-        booked = slot_until is not None and time.time() <= slot_until
-        try:
-            page = fetcher.fetch(current.record.url, current.record.id, booked=booked)
-        except HostBusy as busy:
-            defer(self, busy)
-            raise
-        body_key = self.bodies.put(current.record.id, page.html)
-        record = current.record.model_copy(
-            update={
-                "final_url": page.final_url,
-                "http_status": page.status,
-                "content_type": page.content_type,
-                "fetched_at": page.fetched_at,
-            }
-        )
-        return current.model_copy(update={"record": record, "body_key": body_key})
-
-    return run_stage(self, STAGE, job, stage)
+def _retry_later(
+    job: Job, settings: Settings, retries: int, exc: TransientError, countdown: float
+) -> NoReturn:
+    """A transient failure: the URL goes back alone, ``countdown`` seconds from now."""
+    send_fetch([job], settings, countdown=countdown, retries=retries + 1)
+    raise Ignore() from exc

@@ -16,6 +16,7 @@ from billiard.exceptions import TimeLimitExceeded
 
 from tasks.record import Job
 from worker.app import app
+from worker.pipeline import send_fetch
 from worker.stage import StageTask, dead_letter
 
 log = structlog.stdlib.get_logger("ingest.failures")
@@ -23,14 +24,24 @@ log = structlog.stdlib.get_logger("ingest.failures")
 
 @app.task(bind=True, base=StageTask, name="ingest.task_failed")
 def task_failed(self: StageTask, request: Any, exc: BaseException, traceback: object) -> None:
-    """Error callback of every chain: dead-letter the URL whose stage task failed."""
+    """Error callback of every message: dead-letter the URL whose stage task failed.
+
+    A fetch bundle of several URLs cannot say which one failed: its URLs are sent again
+    one per message, so that each ends on its own (a culprit as a dead letter at last).
+    """
     args = getattr(request, "args", None) or []
-    if not args or not isinstance(args[0], dict):
+    payloads = args[0] if args and isinstance(args[0], list) else args[:1]
+    if not payloads or not all(isinstance(payload, dict) for payload in payloads):
         log.error("failure.unknown_job", task=getattr(request, "task", None), error=repr(exc))
         return
-    job = Job.model_validate(args[0])
+    jobs = [Job.model_validate(payload) for payload in payloads]
+    retries = int(getattr(request, "retries", 0) or 0)
+    if len(jobs) > 1:
+        log.warning("failure.bundle_split", urls=len(jobs), error=repr(exc))
+        for job in jobs:
+            send_fetch([job], self.settings, retries=retries)
+        return
     stage = str(getattr(request, "task", "") or "unknown").removeprefix("ingest.")
     reason = "timeout" if isinstance(exc, TimeLimitExceeded) else "internal_error"
     detail = f"{type(exc).__name__}: {exc}"
-    retries = int(getattr(request, "retries", 0) or 0)
-    dead_letter(self, job, stage, reason, detail, retries + 1)
+    dead_letter(self, jobs[0], stage, reason, detail, retries + 1)

@@ -26,7 +26,7 @@ from tasks.errors import PermanentError
 from tasks.record import ArticleRecord, Job, record_id
 from tasks.urls import canonicalize_url
 from worker.app import app, broker_url
-from worker.pipeline import build_chain
+from worker.pipeline import bundle_jobs, bundle_size, send_fetch
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,8 @@ def enqueue(urls: Iterable[str], settings: Settings | None = None, batch: str | 
     ledger.open_batch(batch, len(jobs))
     for rid in seen:
         ledger.claim_outcome(batch, rid, "seen")
+    to_fetch = [job for rid, job in jobs.items() if rid not in seen]
     with app.connection_for_write(broker_url(settings.effective_redis_url)) as connection:
-        for rid, job in jobs.items():
-            if rid not in seen:
-                build_chain(job, settings).apply_async(connection=connection)
+        for bundle in bundle_jobs(to_fetch, bundle_size(len(to_fetch), settings)):
+            send_fetch(bundle, settings, connection=connection)
     return EnqueueResult(batch=batch, total=len(jobs), repeated=repeated, seen=len(seen))

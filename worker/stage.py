@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 from celery import Task
@@ -71,25 +71,49 @@ class StageTask(Task):
         return JsonlStore(self.settings.output_dir)
 
 
+#: What a stage does with a transient error it may still retry: send the job again in
+#: ``countdown`` seconds, then raise (``Retry`` or ``Ignore``) to end this attempt.
+RetryLater = Callable[[TransientError, float], NoReturn]
+
+
 def run_stage(
     task: StageTask, stage: str, payload: dict[str, Any], work: Callable[[Job], Job]
 ) -> dict[str, Any]:
-    """Run ``work`` on the job in ``payload`` as stage ``stage`` of ``task``."""
+    """Run ``work`` on the job in ``payload`` as stage ``stage`` of ``task`` (one job per message)."""
     job = Job.model_validate(payload)
+    retries = int(task.request.retries or 0)
+
+    def retry_later(exc: TransientError, countdown: float) -> NoReturn:
+        raise task.retry(exc=exc, countdown=countdown, max_retries=task.settings.max_retries)
+
     # Bound for this task only and restored afterwards: a pool thread runs many tasks.
     with structlog.contextvars.bound_contextvars(
         url=job.record.url, batch=job.batch, stage=stage, task_id=task.request.id
     ):
-        return _run_job(task, stage, job, work)
+        deliveries = task.ledger.count_delivery(task.request.id or "local", retries)
+        if deliveries > task.settings.max_deliveries:
+            dead_letter(task, job, stage, "worker_lost", f"delivered {deliveries} times", retries + 1)
+            raise Ignore()
+        return run_job(task, stage, job, work, retries=retries, retry_later=retry_later).model_dump(
+            mode="json"
+        )
 
 
-def _run_job(task: StageTask, stage: str, job: Job, work: Callable[[Job], Job]) -> dict[str, Any]:
-    retries = int(task.request.retries or 0)
+def run_job(
+    task: StageTask,
+    stage: str,
+    job: Job,
+    work: Callable[[Job], Job],
+    *,
+    retries: int,
+    retry_later: RetryLater,
+) -> Job:
+    """``work(job)`` with every way it can end handled (see the module docstring).
+
+    Returns the next job, or raises ``Ignore`` (the URL ended here: dead letter or
+    stopped) or what ``retry_later`` raises. The caller has bound the log context.
+    """
     settings = task.settings
-    deliveries = task.ledger.count_delivery(task.request.id or "local", retries)
-    if deliveries > settings.max_deliveries:
-        dead_letter(task, job, stage, "worker_lost", f"delivered {deliveries} times", retries + 1)
-        raise Ignore()
     started = time.perf_counter()
     try:
         result = work(job)
@@ -104,7 +128,7 @@ def _run_job(task: StageTask, stage: str, job: Job, work: Callable[[Job], Job]) 
             countdown = _backoff(settings, retries, exc.retry_after)
             log.warning("stage.retry", reason=exc.reason, error=str(exc), countdown=countdown)
             task.ledger.retried(job.batch, stage)
-            raise task.retry(exc=exc, countdown=countdown, max_retries=settings.max_retries) from exc
+            retry_later(exc, countdown)
         dead_letter(task, job, stage, exc.reason, str(exc), retries + 1)
         raise Ignore() from exc
     except IngestError as exc:
@@ -123,7 +147,7 @@ def _run_job(task: StageTask, stage: str, job: Job, work: Callable[[Job], Job]) 
     result = result.model_copy(update={"record": result.record.with_timing(stage, elapsed)})
     task.ledger.stage_done(job.batch, stage)
     log.info("stage.done", seconds=round(elapsed, 4))
-    return result.model_dump(mode="json")
+    return result
 
 
 def dead_letter(task: StageTask, job: Job, stage: str, reason: str, error: str, attempts: int) -> None:
