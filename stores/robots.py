@@ -38,8 +38,7 @@ class RobotsCache:
     def get(self, origin: str) -> Protego | None:
         """The site's rules, or None when they must be fetched first."""
         now = time.monotonic()
-        with self._lock:
-            cached = self._local.get(origin)
+        cached = self._local.get(origin)  # no lock: a dict read is atomic, and every fetch reads
         if cached and cached[0] > now:
             return cached[1]
         body = self._client.get(self._key(origin))
