@@ -51,10 +51,26 @@ class PerThreadPoolRedis(redis.Redis):
 
 @lru_cache(maxsize=8)
 def redis_client(url: str) -> redis.Redis:
-    """The client for ``url`` (``redis://``, ``rediss://`` or ``unix://``), shared by threads."""
-    return PerThreadPoolRedis(
-        url, health_check_interval=30, socket_timeout=30, max_connections=_CONNECTIONS_PER_THREAD
-    )
+    """The client for ``url`` (``redis://``, ``rediss://`` or ``unix://``), shared by threads.
+
+    In a gevent-patched process (``INGEST_FETCH_POOL=gevent``) ``threading.local`` is per
+    greenlet and Celery starts a greenlet per task, so a pool per "thread" would be a new
+    connection per task; greenlets do not preempt each other inside the pool's lock, so
+    there they share one pool.
+    """
+    options: dict[str, Any] = {"health_check_interval": 30, "socket_timeout": 30}
+    if _gevent_patched():
+        return redis.Redis.from_url(url, **options)
+    return PerThreadPoolRedis(url, max_connections=_CONNECTIONS_PER_THREAD, **options)
+
+
+def _gevent_patched() -> bool:
+    """True when gevent has patched ``threading`` in this process."""
+    try:
+        from gevent import monkey
+    except ImportError:
+        return False
+    return bool(monkey.is_module_patched("threading"))
 
 
 def client_for(settings: Settings) -> redis.Redis:

@@ -383,13 +383,6 @@ def test_redelivered_bundle_is_split_and_each_url_ends_once(
 
 
 @pytest.mark.integration
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="production bug: task_failed is bind=True, so Celery 5.7 does not call it as an "
-    "errback(request, exc, traceback) but sends it as a task with (task_id,) only, which fails "
-    "its argument check (TypeError in the worker log): the crashed bundle's URLs never end",
-)
 def test_bundle_whose_task_crashes_goes_back_one_url_per_message(
     bundle_settings: Settings, redis_client: redis.Redis, tmp_path: Path
 ) -> None:

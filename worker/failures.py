@@ -22,13 +22,18 @@ from worker.stage import StageTask, dead_letter
 log = structlog.stdlib.get_logger("ingest.failures")
 
 
-@app.task(bind=True, base=StageTask, name="ingest.task_failed")
-def task_failed(self: StageTask, request: Any, exc: BaseException, traceback: object) -> None:
+@app.task(base=StageTask, name="ingest.task_failed")
+def task_failed(request: Any, exc: BaseException, traceback: object) -> None:
     """Error callback of every message: dead-letter the URL whose stage task failed.
 
     A fetch bundle of several URLs cannot say which one failed: its URLs are sent again
     one per message, so that each ends on its own (a culprit as a dead letter at last).
+
+    Not a bound task on purpose: Celery calls an unbound errback in place with
+    ``(request, exc, traceback)``, but sends a bound one as a new task with the task id only
+    (which then fails its own argument check). The stores come from the task object itself.
     """
+    self: StageTask = task_failed
     args = getattr(request, "args", None) or []
     payloads = args[0] if args and isinstance(args[0], list) else args[:1]
     if not payloads or not all(isinstance(payload, dict) for payload in payloads):

@@ -119,7 +119,8 @@ def bundle_jobs(jobs: Sequence[Job], size: int) -> list[list[Job]]:
     for job in jobs:
         by_host.setdefault(_host(job.record.url), []).append(job)
     dealt = [job for turn in zip_longest(*by_host.values()) for job in turn if job is not None]
-    return [dealt[start : start + size] for start in range(0, len(dealt), max(size, 1))]
+    size = max(size, 1)
+    return [dealt[start : start + size] for start in range(0, len(dealt), size)]
 
 
 def _host(url: str) -> str:
