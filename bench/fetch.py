@@ -10,7 +10,7 @@ last fetch), the worker's CPU time per page (utime + stime: what the pool costs,
 is doing), the peak RSS of the worker process (VmHWM) and the peak number of requests in
 flight seen by the server.
 
-    .venv/bin/python bench/fetch.py                      # threads:200 and gevent:200
+    .venv/bin/python bench/fetch.py                      # gevent:200 and threads:200
     .venv/bin/python bench/fetch.py --pools gevent:500 --urls 2000
     .venv/bin/python bench/fetch.py --pools threads:200/noevents   # price of Celery task events
     .venv/bin/python bench/fetch.py --pools raw:200   # the fetcher alone, no Celery (run it last:
@@ -147,7 +147,7 @@ def run_pool(
         key_prefix=prefix,
         fetch_allow_private=True,
         host_rate=1000.0,
-        fetch_pool=pool,
+        fetch_pool="gevent" if pool == "gevent" else "threads",
         fetch_concurrency=concurrency,
         log_level="WARNING",
         output_dir=Path("/tmp") / prefix,
@@ -263,7 +263,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--pools", default="threads:200,gevent:200", help="pool:concurrency, comma-separated")
+    parser.add_argument("--pools", default="gevent:200,threads:200", help="pool:concurrency, comma-separated")
     parser.add_argument("--urls", type=int, default=5000)
     parser.add_argument("--hosts", type=int, default=50)
     parser.add_argument("--delay", type=float, default=0.1, help="server answer delay, seconds")

@@ -2,7 +2,7 @@
 
 JSON only; late acks with reject-on-worker-lost so a crashed worker's task is redelivered,
 prefetch 1 so a slow page never queues others behind it; soft and hard time limits; task
-events on for Flower. The fetch stage has its own queue (I/O-bound, threads) and every other
+events on for Flower. The fetch stage has its own queue (I/O-bound, gevent) and every other
 stage shares the CPU queue (prefork).
 """
 

@@ -262,7 +262,7 @@ def worker(
         typer.Option(help="Celery pool: threads, gevent, prefork, solo (fetch: INGEST_FETCH_POOL)."),
     ] = None,
 ) -> None:
-    """Run a Celery worker on the given queues (fetch: threads pool; cpu: prefork)."""
+    """Run a Celery worker on the given queues (fetch: gevent pool by default; cpu: prefork)."""
     settings = get_settings()
     chosen = [name.strip() for name in queues.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(QUEUE_CHOICES))
