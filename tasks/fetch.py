@@ -144,11 +144,16 @@ class Fetcher:
                 interval = max(interval, min(float(delay), settings.robots_max_crawl_delay))
         return interval
 
-    def _take_slot(self, host: str, interval: float, booked: list[bool]) -> None:
+    def _take_slot(
+        self, host: str, interval: float, booked: list[bool], wait_until: float | None = None
+    ) -> None:
         """Book a request slot for ``host`` or raise :class:`HostBusy`.
 
         ``booked`` holds one flag: True when the caller already owns a slot (a re-queued URL
-        whose slot is now); it is consumed by the first request.
+        whose slot is now); it is consumed by the first request. A booked slot is waited for
+        in place when it is very near, or (``wait_until``, a ``time.monotonic()`` value) when
+        it comes before that time: a redirect hop waits for its slot within the request's
+        deadline rather than re-queue a URL whose first request was already made.
         """
         if booked[0]:
             booked[0] = False
@@ -156,12 +161,32 @@ class Fetcher:
         if self.limiter is None:
             return
         reservation = self.limiter.reserve(host, interval, self.settings.fetch_defer_horizon)
-        if reservation.booked and reservation.wait <= _SLEEP_BELOW:
+        if reservation.booked and (
+            reservation.wait <= _SLEEP_BELOW
+            or (wait_until is not None and time.monotonic() + reservation.wait < wait_until)
+        ):
             time.sleep(reservation.wait)
             return
         raise HostBusy(host, reservation.wait, reservation.booked)
 
-    def _rules(self, url: str, host: str, booked: list[bool], deadline: float) -> Protego | None:
+    def _hop_slot(self, url: str, deadline: float) -> Protego | None:
+        """Robots rules and a request slot for a redirect hop to ``url``: every request a
+        worker makes counts against its host's rate, the hops of a redirect too.
+
+        A slot not free before the deadline re-queues the URL without a booked slot (the
+        slot booked here is for the hop's host, not for the URL's first request).
+        """
+        host = (urlsplit(url).hostname or "").lower()
+        try:
+            rules = self._rules(url, host, [False], deadline, wait_until=deadline)
+            self._take_slot(host, self._interval(host, rules), [False], wait_until=deadline)
+        except HostBusy as busy:
+            raise HostBusy(busy.host, busy.wait, booked=False) from busy
+        return rules
+
+    def _rules(
+        self, url: str, host: str, booked: list[bool], deadline: float, wait_until: float | None = None
+    ) -> Protego | None:
         """The robots.txt rules of ``url``'s site, fetched (with a slot) when not cached."""
         if self.robots is None or not self.settings.robots_enabled:
             return None
@@ -174,7 +199,7 @@ class Fetcher:
                 # Another worker is fetching it: come back shortly, keeping a booked slot.
                 raise HostBusy(host, _ROBOTS_WAIT, booked=booked[0])
             try:
-                self._take_slot(host, self._interval(host, None), booked)
+                self._take_slot(host, self._interval(host, None), booked, wait_until)
                 rules = self.robots.put(origin, self._fetch_robots(origin, deadline))
             finally:
                 self.robots.release_fetch(origin)
@@ -238,9 +263,7 @@ class Fetcher:
         try:
             for hop in range(settings.fetch_max_redirects + 1):
                 if hop:
-                    hop_rules = self._rules(
-                        current, (urlsplit(current).hostname or "").lower(), [True], deadline
-                    )
+                    hop_rules = self._hop_slot(current, deadline)
                     if hop_rules is not None and not hop_rules.can_fetch(current, self.robots_agent):
                         raise PermanentError(
                             f"redirect to {current} disallowed by robots.txt", reason="robots_disallowed"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 
 import pytest
 
@@ -101,6 +102,28 @@ def test_redirect_loop_is_bounded(fetcher: Fetcher, server: HostileServer) -> No
     error = _fails(fetcher, server.url("/loop"))
     assert error.reason == "too_many_redirects"
     assert server.hits["/loop"] == fetcher.settings.fetch_max_redirects + 1
+
+
+def test_redirect_hops_take_slots_on_the_host_they_go_to(
+    fetch_settings: Settings, server: HostileServer
+) -> None:
+    """Three URLs of one site all redirect to another, rate-limited, site: the second site
+    sees its requests (robots.txt included) spaced by its rate, not back to back."""
+    settings = fetch_settings.model_copy(update={"host_rates": {"127.0.0.2": 4.0}})
+    fetcher = build_fetcher(settings)
+    server.robots = None
+    try:
+        with serve_hostile("127.0.0.2") as target:
+            target.robots = None
+            for number in range(3):
+                page = fetcher.fetch(server.url(f"/to/{target.url(f'/page/{number}')}"), f"hop-{number}")
+                assert page.final_url == target.url(f"/page/{number}")
+            arrivals = target.hit_times()
+    finally:
+        fetcher.client.close()
+    assert len(arrivals) == 4  # robots.txt and three pages
+    gaps = [later - earlier for earlier, later in pairwise(arrivals)]
+    assert min(gaps) >= 0.2, gaps  # 4 requests/s: 0.25 s apart (a little timer slack allowed)
 
 
 def test_429_carries_retry_after_then_succeeds(fetcher: Fetcher, server: HostileServer) -> None:

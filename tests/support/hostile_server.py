@@ -114,7 +114,7 @@ class HostileServer(ThreadingHTTPServer):
     def base_url(self) -> str:
         """``http://127.0.0.1:<port>``."""
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     def url(self, path: str) -> str:
         """The URL of ``path`` on this server."""
