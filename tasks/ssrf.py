@@ -15,7 +15,9 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 import httpcore
 from httpcore._backends.sync import SyncStream
@@ -107,6 +109,31 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+#: Lookups run here so that a caller can stop waiting for one (the lookup itself cannot be
+#: interrupted; it finishes in the background). Under gevent these are greenlets.
+_LOOKUPS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="dns")
+
+
+def resolve_within(resolver: Resolver, timeout: float | None, host: str, port: int) -> Sequence[str]:
+    """``resolver(host, port)``, given up after ``timeout`` seconds (``dns_error``, transient).
+
+    A literal IP address needs no lookup and no worker thread.
+    """
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        pass
+    else:
+        return resolver(host, port)
+    if timeout is None:
+        return resolver(host, port)
+    future = _LOOKUPS.submit(resolver, host, port)
+    try:
+        return future.result(timeout=timeout)
+    except TimeoutError as exc:  # concurrent.futures' timeout is the builtin since 3.11
+        raise TransientError(f"cannot resolve {host} within {timeout:.1f}s", reason="dns_error") from exc
+
+
 @dataclass
 class AddressPolicy:
     """The SSRF rule: public addresses only, unless the operator allowed more.
@@ -171,8 +198,12 @@ class GuardedBackend(httpcore.SyncBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
-        """Resolve ``host`` once, check every address, connect to the first that answers."""
-        addresses = self.policy.checked_addresses(host, port, self.resolver)
+        """Resolve ``host`` once, check every address, connect to the first that answers.
+
+        The lookup counts against ``timeout`` too: a name server that never answers must
+        not hold a fetch slot past the request's deadline.
+        """
+        addresses = self.policy.checked_addresses(host, port, partial(resolve_within, self.resolver, timeout))
         last_error: OSError | None = None
         for address in addresses:
             try:

@@ -12,6 +12,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,18 +21,25 @@ from typing import ClassVar
 import pytest
 
 from config import Settings
-from tasks.errors import IngestError
+from tasks.errors import IngestError, TransientError
 from tasks.fetch import Fetcher, build_fetcher
 from tasks.http_client import build_client
-from tasks.ssrf import AddressPolicy, GuardedBackend, is_forbidden
+from tasks.ssrf import (
+    AddressPolicy,
+    GuardedBackend,
+    Resolver,
+    is_forbidden,
+    resolve_within,
+    system_resolver,
+)
 from tests.support.hostile_server import HostileServer, serve_hostile
 
 
 class RecordingBackend(GuardedBackend):
     """The real guarded backend, noting every address it actually dials."""
 
-    def __init__(self, policy: AddressPolicy) -> None:
-        super().__init__(policy)
+    def __init__(self, policy: AddressPolicy, resolver: Resolver = system_resolver) -> None:
+        super().__init__(policy, resolver)
         self.dialled: list[str] = []
 
     def open_socket(
@@ -228,3 +236,36 @@ def test_tls_keeps_the_host_name_while_dialling_the_checked_address(
     assert "127.0.0.1" in backend.dialled and "localhost" not in backend.dialled
     assert server_names and set(server_names) == {"localhost"}
     assert set(_TlsHandler.hosts) == {f"localhost:{port}"}
+
+
+def test_a_lookup_that_never_answers_is_given_up_at_the_timeout() -> None:
+    """A name server that hangs costs the request its connect timeout, not a worker slot."""
+    released = threading.Event()
+
+    def hanging_resolver(host: str, port: int) -> list[str]:
+        released.wait(10)
+        return ["10.0.0.1"]  # refused by the policy: never dialled, even if the lookup returned
+
+    backend = RecordingBackend(AddressPolicy(), resolver=hanging_resolver)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransientError) as caught:
+            backend.connect_tcp("slow-dns.example", 80, timeout=0.3)
+    finally:
+        released.set()
+    assert caught.value.reason == "dns_error"
+    assert time.monotonic() - started < 2.0
+    assert backend.dialled == []
+
+
+def test_literal_addresses_are_not_looked_up_on_another_thread() -> None:
+    threads: list[str] = []
+
+    def recording_resolver(host: str, port: int) -> list[str]:
+        threads.append(threading.current_thread().name)
+        return [host]
+
+    assert resolve_within(recording_resolver, 0.5, "127.0.0.1", 80) == ["127.0.0.1"]
+    assert resolve_within(recording_resolver, 0.5, "news.example", 80) == ["news.example"]
+    assert threads[0] == threading.current_thread().name
+    assert threads[1].startswith("dns")
