@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -109,9 +110,23 @@ def system_resolver(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-#: Lookups run here so that a caller can stop waiting for one (the lookup itself cannot be
-#: interrupted; it finishes in the background). Under gevent these are greenlets.
-_LOOKUPS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="dns")
+_lookups: ThreadPoolExecutor | None = None
+_lookups_lock = threading.Lock()
+
+
+def _lookup_pool() -> ThreadPoolExecutor:
+    """Where lookups run, so that a caller can stop waiting for one (the lookup itself cannot
+    be interrupted; it finishes in the background).
+
+    Created on first use, after a gevent worker has patched ``threading``: its workers are
+    then greenlets, and a greenlet never blocks on a real thread's queue.
+    """
+    global _lookups
+    if _lookups is None:
+        with _lookups_lock:
+            if _lookups is None:
+                _lookups = ThreadPoolExecutor(max_workers=32, thread_name_prefix="dns")
+    return _lookups
 
 
 def resolve_within(resolver: Resolver, timeout: float | None, host: str, port: int) -> Sequence[str]:
@@ -127,7 +142,7 @@ def resolve_within(resolver: Resolver, timeout: float | None, host: str, port: i
         return resolver(host, port)
     if timeout is None:
         return resolver(host, port)
-    future = _LOOKUPS.submit(resolver, host, port)
+    future = _lookup_pool().submit(resolver, host, port)
     try:
         return future.result(timeout=timeout)
     except TimeoutError as exc:  # concurrent.futures' timeout is the builtin since 3.11
