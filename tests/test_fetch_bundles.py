@@ -329,6 +329,28 @@ def test_bundled_batch_ends_each_url_once(
     assert [by_task[task_id] for task_id in flaky_tasks[1:]] == [{flaky}, {flaky}]
 
 
+def _send_bundle(settings: Settings, jobs: list[Job], task_id: str, **options: Any) -> None:
+    """One fetch message carrying ``jobs``, under a task id the test chose."""
+    with app.connection_for_write(broker_url(settings.effective_redis_url)) as connection:
+        app.send_task(
+            "ingest.fetch",
+            args=([job.model_dump(mode="json") for job in jobs],),
+            task_id=task_id,
+            queue=settings.fetch_queue,
+            connection=connection,
+            **options,
+        )
+
+
+def _fetched_under(events: list[dict[str, Any]]) -> dict[str, str]:
+    """URL -> id of the task whose fetch stage completed it, from the worker logs."""
+    return {
+        event["url"]: event["task_id"]
+        for event in events
+        if event.get("stage") == "fetch" and event.get("event") == "stage.done"
+    }
+
+
 # --- a redelivered bundle is split ---------------------------------------------------------------
 @pytest.mark.integration
 def test_redelivered_bundle_is_split_and_each_url_ends_once(
@@ -344,14 +366,7 @@ def test_redelivered_bundle_is_split_and_each_url_ends_once(
         ledger.open_batch(batch, len(jobs))
         # As if this message had been delivered once already, to a worker that died with it.
         assert ledger.count_delivery(task_id, 0) == 1
-        with app.connection_for_write(broker_url(settings.effective_redis_url)) as connection:
-            app.send_task(
-                "ingest.fetch",
-                args=([job.model_dump(mode="json") for job in jobs],),
-                task_id=task_id,
-                queue=settings.fetch_queue,
-                connection=connection,
-            )
+        _send_bundle(settings, jobs, task_id)
         assert [message.task_id for message in _queued_fetches(redis_client, settings.fetch_queue)] == [
             task_id
         ]
@@ -372,11 +387,7 @@ def test_redelivered_bundle_is_split_and_each_url_ends_once(
     splits = [event for event in events if event.get("event") == "fetch.bundle_split"]
     assert [(event["urls"], event["deliveries"]) for event in splits] == [(3, 2)]
     # ... and each URL was fetched by a message of its own, none under the redelivered id.
-    done = {
-        event["url"]: event["task_id"]
-        for event in events
-        if event.get("stage") == "fetch" and event.get("event") == "stage.done"
-    }
+    done = _fetched_under(events)
     assert sorted(done) == sorted(urls)
     assert len(set(done.values())) == 3 and task_id not in done.values()
     assert task_id not in _fetch_urls_by_task(events)
@@ -395,18 +406,15 @@ def test_bundle_whose_task_crashes_goes_back_one_url_per_message(
         jobs = [new_job(server.url(f"/page/crash-{index}"), batch) for index, server in enumerate(servers)]
         urls = [job.record.url for job in jobs]
         ledger.open_batch(batch, len(jobs))
-        with app.connection_for_write(broker_url(settings.effective_redis_url)) as connection:
-            # A slot_until that is not a time makes the task itself raise before any URL is
-            # fetched: a crash no stage handler sees, so only the errback can save the URLs.
-            app.send_task(
-                "ingest.fetch",
-                args=([job.model_dump(mode="json") for job in jobs],),
-                kwargs={"slot_until": "not a time"},
-                task_id=task_id,
-                queue=settings.fetch_queue,
-                link_error=[dict(app.signature("ingest.task_failed"))],
-                connection=connection,
-            )
+        # A slot_until that is not a time makes the task itself raise before any URL is
+        # fetched: a crash no stage handler sees, so only the errback can save the URLs.
+        _send_bundle(
+            settings,
+            jobs,
+            task_id,
+            kwargs={"slot_until": "not a time"},
+            link_error=[dict(app.signature("ingest.task_failed"))],
+        )
         with running_workers(settings, tmp_path / "logs", concurrency={"fetch": 2, "cpu": 1}):
             status = wait_for_batch(settings, batch, timeout=15)
             leftovers = _leftovers(redis_client, settings)
@@ -420,11 +428,7 @@ def test_bundle_whose_task_crashes_goes_back_one_url_per_message(
     splits = [event for event in events if event.get("event") == "failure.bundle_split"]
     assert [event["urls"] for event in splits] == [3]
     assert "TypeError" in splits[0]["error"]
-    done = {
-        event["url"]: event["task_id"]
-        for event in events
-        if event.get("stage") == "fetch" and event.get("event") == "stage.done"
-    }
+    done = _fetched_under(events)
     assert sorted(done) == sorted(urls)
     assert len(set(done.values())) == 3 and task_id not in done.values()
 
