@@ -41,6 +41,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="only the first N pages")
     parser.add_argument("--cpu-workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument(
+        "--fetch-pool", choices=["gevent", "threads"], default=None, help="default: the setting's"
+    )
     args = parser.parse_args()
     corpus = SHARED_CORPUS / "news"
     if not (corpus / "index.jsonl").exists():
@@ -51,6 +54,8 @@ def main() -> None:
     # Every page comes from one loopback host: at the default 1 request/s per host the run
     # would measure politeness, not the pipeline.
     env["INGEST_HOST_RATE"] = "1000"
+    if args.fetch_pool:
+        env["INGEST_FETCH_POOL"] = args.fetch_pool
     with tempfile.TemporaryDirectory() as directory, serve_pages(pages) as server:
         urls_file = Path(directory) / "urls.txt"
         urls_file.write_text("\n".join(server.url(page.id) for page in pages) + "\n")

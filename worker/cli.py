@@ -221,7 +221,9 @@ def _batch_table(row: dict[str, Any]) -> Table:
 
 def _print_summary(row: dict[str, Any], store: JsonlStore, elapsed: float) -> None:
     table = _batch_table(row)
-    table.add_row("seconds (with start-up)", f"{elapsed:.1f}")
+    rate = row["total"] / elapsed if elapsed > 0 else 0.0
+    # Workers start while the batch is enqueued, so their start-up (models) is included.
+    table.add_row("seconds, enqueue to end", f"{elapsed:.1f} ({rate:.1f} URLs/s)")
     table.add_row("articles", str(store.articles_path))
     table.add_row("dead letters", str(store.dead_letters_path))
     err.print(table)
