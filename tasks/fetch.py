@@ -386,7 +386,9 @@ def fetcher_for(settings: Settings) -> Fetcher:
 
 
 @app.task(bind=True, base=StageTask, name="ingest.fetch")
-def fetch(self: StageTask, jobs: list[dict[str, Any]], slot_until: float | None = None) -> None:
+def fetch(
+    self: StageTask, jobs: list[dict[str, Any]] | dict[str, Any], slot_until: float | None = None
+) -> None:
     """Fetch each page of the bundle, store its body in Redis and send it to the CPU stages.
 
     The URLs of a bundle are fetched one after another (see :mod:`worker.pipeline`); each
@@ -395,7 +397,8 @@ def fetch(self: StageTask, jobs: list[dict[str, Any]], slot_until: float | None 
     """
     settings = self.settings
     retries = int(self.request.retries or 0)
-    bundle = [Job.model_validate(payload) for payload in jobs]
+    # A message queued by a version that sent one job per fetch message still ends right.
+    bundle = [Job.model_validate(payload) for payload in ([jobs] if isinstance(jobs, dict) else jobs)]
     deliveries = self.ledger.count_delivery(self.request.id or "local", retries)
     if deliveries > 1 and len(bundle) > 1:
         # Redelivered: one of these URLs may be what stopped a worker. Sent apart, each

@@ -433,6 +433,32 @@ def test_bundle_whose_task_crashes_goes_back_one_url_per_message(
     assert len(set(done.values())) == 3 and task_id not in done.values()
 
 
+@pytest.mark.integration
+def test_a_one_job_message_of_the_earlier_format_still_ends_right(
+    bundle_settings: Settings, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """A fetch message queued before bundles (its argument one job, not a list) is fetched."""
+    settings = bundle_settings
+    batch = f"b-old-{uuid.uuid4().hex[:8]}"
+    ledger = Ledger(client_for(settings), settings.key_prefix, settings.batch_ttl)
+    with _servers(1) as servers:
+        job = new_job(servers[0].url("/page/old-format"), batch)
+        ledger.open_batch(batch, 1)
+        with app.connection_for_write(broker_url(settings.effective_redis_url)) as connection:
+            app.send_task(
+                "ingest.fetch",
+                args=(job.model_dump(mode="json"),),
+                queue=settings.fetch_queue,
+                connection=connection,
+            )
+        with running_workers(settings, tmp_path / "logs", concurrency={"fetch": 2, "cpu": 1}):
+            status = wait_for_batch(settings, batch, timeout=60)
+            leftovers = _leftovers(redis_client, settings)
+    assert leftovers == []
+    assert status["outcomes"]["published"] == 1
+    assert [article["url"] for article in _articles(settings)] == [job.record.url]
+
+
 # --- the errback: task_failed --------------------------------------------------------------------
 #: Calls ``task_failed``'s body as Celery's worker would call the errback, in a process whose
 #: settings (queue names, key prefix, broker) are the test's.
