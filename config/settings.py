@@ -81,8 +81,8 @@ class Settings(BaseSettings):
         description="Celery pool of the fetch worker: `gevent` (default: in bench/fetch.py 330-344 "
         "pages/s per process at 2.9 ms CPU per page and 177 MB, against 245-293 pages/s, 3.6-4.2 ms "
         "and 204 MB for threads, whose 200 OS threads contend for the GIL and for locks) or `threads` "
-        "(no monkey-patching; a worker whose slots are all busy picks up its next message at once, "
-        "where gevent's consumer polls every 2 s).",
+        "(no monkey-patching). A gevent fetch worker reserves two messages per slot: its consumer "
+        "stops reading the queue while every slot is busy and looks again only every 2 s.",
     )
     fetch_host_connections: int = Field(
         default=16,

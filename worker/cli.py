@@ -309,6 +309,11 @@ def worker(
         "--without-gossip",
         "--task-events",
     ]
+    if fetch_only and pool == "gevent":
+        # gevent's consumer loop stops reading the queue while every slot is taken and looks
+        # again only every 2 s; with a second message reserved per slot, a freed slot starts
+        # its next fetch at once (the reserved message waits in the worker, unacked).
+        argv += ["--prefetch-multiplier", "2"]
     app.worker_main(argv)
 
 
