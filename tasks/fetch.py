@@ -51,7 +51,7 @@ from tasks.ssrf import AddressPolicy, GuardedBackend
 from tasks.urls import validate_url
 from worker.app import app
 from worker.pipeline import send_after_fetch, send_fetch
-from worker.stage import StageTask, dead_letter, run_job
+from worker.stage import StageTask, run_job
 
 STAGE = "fetch"
 log = structlog.stdlib.get_logger("ingest.fetch")
@@ -415,24 +415,19 @@ def fetch(
             send_fetch(bundle[index:], settings, retries=retries)
             log.info("fetch.bundle_requeued", urls=len(bundle) - index)
             return
-        with structlog.contextvars.bound_contextvars(
-            url=job.record.url, batch=job.batch, stage=STAGE, task_id=self.request.id
-        ):
-            if deliveries > settings.max_deliveries:
-                dead_letter(self, job, STAGE, "worker_lost", f"delivered {deliveries} times", retries + 1)
-                continue
-            try:
-                fetched = run_job(
-                    self,
-                    STAGE,
-                    job,
-                    partial(fetch_one, self, booked=booked, retries=retries),
-                    retries=retries,
-                    retry_later=partial(_retry_later, job, settings, retries),
-                )
-            except Ignore:
-                continue
-            send_after_fetch(fetched, settings)
+        try:
+            fetched = run_job(
+                self,
+                STAGE,
+                job,
+                partial(fetch_one, self, booked=booked, retries=retries),
+                retries=retries,
+                deliveries=deliveries,
+                retry_later=partial(_retry_later, job, settings, retries),
+            )
+        except Ignore:
+            continue
+        send_after_fetch(fetched, settings)
 
 
 def fetch_one(task: StageTask, job: Job, *, booked: bool, retries: int) -> Job:

@@ -86,17 +86,9 @@ def run_stage(
     def retry_later(exc: TransientError, countdown: float) -> NoReturn:
         raise task.retry(exc=exc, countdown=countdown, max_retries=task.settings.max_retries)
 
-    # Bound for this task only and restored afterwards: a pool thread runs many tasks.
-    with structlog.contextvars.bound_contextvars(
-        url=job.record.url, batch=job.batch, stage=stage, task_id=task.request.id
-    ):
-        deliveries = task.ledger.count_delivery(task.request.id or "local", retries)
-        if deliveries > task.settings.max_deliveries:
-            dead_letter(task, job, stage, "worker_lost", f"delivered {deliveries} times", retries + 1)
-            raise Ignore()
-        return run_job(task, stage, job, work, retries=retries, retry_later=retry_later).model_dump(
-            mode="json"
-        )
+    deliveries = task.ledger.count_delivery(task.request.id or "local", retries)
+    result = run_job(task, stage, job, work, retries=retries, deliveries=deliveries, retry_later=retry_later)
+    return result.model_dump(mode="json")
 
 
 def run_job(
@@ -106,13 +98,35 @@ def run_job(
     work: Callable[[Job], Job],
     *,
     retries: int,
+    deliveries: int,
     retry_later: RetryLater,
 ) -> Job:
     """``work(job)`` with every way it can end handled (see the module docstring).
 
-    Returns the next job, or raises ``Ignore`` (the URL ended here: dead letter or
-    stopped) or what ``retry_later`` raises. The caller has bound the log context.
+    ``deliveries`` is how often the message carrying the job was delivered: past
+    ``max_deliveries`` the job is dead-lettered as ``worker_lost`` instead of run. Returns the
+    next job, or raises ``Ignore`` (the URL ended here: dead letter or stopped) or what
+    ``retry_later`` raises.
     """
+    # Bound for this job only and restored afterwards: a pool thread runs many tasks.
+    with structlog.contextvars.bound_contextvars(
+        url=job.record.url, batch=job.batch, stage=stage, task_id=task.request.id
+    ):
+        if deliveries > task.settings.max_deliveries:
+            dead_letter(task, job, stage, "worker_lost", f"delivered {deliveries} times", retries + 1)
+            raise Ignore()
+        return _attempt(task, stage, job, work, retries=retries, retry_later=retry_later)
+
+
+def _attempt(
+    task: StageTask,
+    stage: str,
+    job: Job,
+    work: Callable[[Job], Job],
+    *,
+    retries: int,
+    retry_later: RetryLater,
+) -> Job:
     settings = task.settings
     started = time.perf_counter()
     try:
