@@ -18,7 +18,8 @@ share wins, ties going to JSON-LD, then Twitter, OpenGraph, ``<h1>`` and ``<titl
   (``"Quoted lead"… rest`` and ``Quoted lead… rest``), the plainer one is taken: the marks are
   typography some templates add. Straight against curly marks is left to the vote.
 * A leading kicker (``Topic: Headline``) is kept: pages show the bare headline in one source and
-  the kicker in another both ways, and neither form is the rule.
+  the kicker in another both ways, and neither form is the rule. But when two sources put the same
+  headline under two kickers with no word in common, the kickers are not part of it and both go.
 """
 
 from __future__ import annotations
@@ -280,13 +281,59 @@ def _unquoted(text: str) -> str:
     return " ".join(_QUOTES.sub("", text).split())
 
 
+#: A kicker before the headline: ``Topic: Headline``, ``Topic - Headline``.
+_KICKER_SEPARATOR = re.compile(r"\s*:\s+|\s+[-–—|]\s+")
+
+
+def _after_kicker(title: str) -> tuple[str, str] | None:
+    match = _KICKER_SEPARATOR.search(title)
+    if match is None or match.start() == 0:
+        return None
+    return title[: match.start()], title[match.end() :]
+
+
+def _unrelated(kicker: str, other: str) -> bool:
+    """No word in common: two topics, not one headline's wording told two ways."""
+    return not set(_WORDS.findall(kicker.lower())) & set(_WORDS.findall(other.lower()))
+
+
+def drop_disputed_kickers(proposals: dict[str, str]) -> dict[str, str]:
+    """Two sources with the same headline under different kickers give the bare headline.
+
+    ``Iran attack: «Quote»`` (og:title) against ``Middle East - «Quote»`` (``<h1>``): the sources
+    disagree on the kicker and agree on the rest, so the rest is the headline. Kickers that share a
+    word (``Joburg has failed: …`` and ``Johannesburg has failed: …``) are one clause worded two
+    ways, not two topics, and stay. A kicker that every
+    source shows is kept (see the module docstring).
+    """
+    split = {source: _after_kicker(value) for source, value in proposals.items()}
+    bare: set[str] = set()
+    for source, parts in split.items():
+        for other, other_parts in split.items():
+            if source < other and parts and other_parts:
+                (kicker, rest), (other_kicker, other_rest) = parts, other_parts
+                if rest == other_rest and len(_WORDS.findall(rest)) >= 3 and _unrelated(kicker, other_kicker):
+                    bare.add(rest)
+    if not bare:
+        return proposals
+    return {
+        source: parts[1] if parts and parts[1] in bare else proposals[source]
+        for source, parts in split.items()
+    }
+
+
 def choose_title(candidates: dict[str, str], site_name: str | None) -> str | None:
     """The headline most sources agree on (see the module docstring)."""
     present = {source: value for source, value in candidates.items() if value}
     if not present:
         return None
     pool = set(present.values())
-    proposals = {source: strip_site_suffix(value, pool, site_name) for source, value in present.items()}
+    headline = present.get("jsonld")
+    proposals = {
+        source: strip_site_suffix(value, () if value == headline else pool, site_name)
+        for source, value in present.items()
+    }
+    proposals = drop_disputed_kickers(proposals)
     votes = Counter(proposals.values())
     best: str | None = None
     for source in ("jsonld", "twitter", "og", "h1", "title"):

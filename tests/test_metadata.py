@@ -211,6 +211,45 @@ def test_title_with_fewer_quotation_marks_wins_among_the_same_words() -> None:
     assert _meta(head).title == "Strava unveils \u2018family\u2019 plan"
 
 
+def test_headline_under_two_different_kickers_comes_bare() -> None:
+    quote = "«Restraint has a lot to do with the USA»"
+    head = (
+        f'<meta property="og:title" content="Attack on Israel: {quote}">'
+        f"<title>Attack on Israel: {quote} - News - Example</title>"
+    )
+    assert _meta(head, body=f"<h1>Escalation in the Middle East - {quote}</h1>" + BODY).title == quote
+    # Kickers sharing a word are one clause worded two ways: the vote decides, nothing is cut.
+    head = (
+        '<meta property="og:title" content="Johannesburg has failed its traders: here is what to do">'
+        '<meta name="twitter:title" content="Johannesburg has failed its traders: here is what to do">'
+    )
+    body = "<h1>Joburg has failed its traders: here is what to do</h1>" + BODY
+    assert _meta(head, body=body).title == "Johannesburg has failed its traders: here is what to do"
+    # A kicker every source shows is kept.
+    head = '<meta property="og:title" content="Olympics: Germany beat France in the final">'
+    body = "<h1>Olympics: Germany beat France in the final</h1>" + BODY
+    assert _meta(head, body=body).title == "Olympics: Germany beat France in the final"
+
+
+def test_jsonld_headline_keeps_a_tail_that_is_not_the_site_name() -> None:
+    titled = "Forest fires in the south! The latest - Current news"
+    head = (
+        '<meta property="og:site_name" content="Example Times">'
+        + _jsonld({"@type": "NewsArticle", "headline": titled})
+        + f'<meta property="og:title" content="{titled}"><title>{titled}</title>'
+    )
+    body = "<h1>Forest fires in the south! The latest</h1>" + BODY
+    assert _meta(head, body=body).title == titled
+    # The same tail outside JSON-LD goes when the <h1> shows the bare headline ...
+    head = f'<meta property="og:title" content="{titled}"><title>{titled}</title>'
+    assert _meta(head, body=body).title == "Forest fires in the south! The latest"
+    # ... and in JSON-LD too when it names the site.
+    head = '<meta property="og:site_name" content="Example Times">' + _jsonld(
+        {"@type": "NewsArticle", "headline": "Forest fires in the south | Example Times"}
+    )
+    assert _meta(head).title == "Forest fires in the south"
+
+
 def test_no_metadata_at_all() -> None:
     meta = _meta("", body=BODY, url=None)
     assert meta.title is None
