@@ -64,13 +64,15 @@ def declared_language(root: etree._Element) -> str | None:
 
 
 def iter_jsonld(root: etree._Element) -> Iterator[dict[str, Any]]:
-    """Every JSON-LD object of the page, ``@graph`` members and nested lists flattened."""
+    """Every JSON-LD object of the page, ``@graph`` members, ``mainEntity`` and lists flattened."""
     for script in root.iterfind(".//script[@type='application/ld+json']"):
         yield from jsonld_objects(script.text or "")
 
 
 def jsonld_objects(raw: str) -> Iterator[dict[str, Any]]:
     """The objects of one JSON-LD block, ``@graph`` members and nested lists flattened.
+
+    A ``WebPage``'s ``mainEntity`` (the article a page is about) comes right after its page.
 
     Pages often hold slightly broken JSON-LD (raw newlines in strings, HTML entities); a block
     that json cannot read with ``strict=False`` is skipped, never fatal.
@@ -89,9 +91,10 @@ def jsonld_objects(raw: str) -> Iterator[dict[str, Any]]:
             stack[0:0] = item
         elif isinstance(item, dict):
             yield item
-            graph = item.get("@graph")
-            if graph is not None:
-                stack.insert(0, graph)
+            for key in ("mainEntity", "@graph"):
+                nested = item.get(key)
+                if isinstance(nested, (dict, list)):
+                    stack.insert(0, nested)
 
 
 def is_chrome(element: etree._Element) -> bool:

@@ -5,8 +5,13 @@ Read from the lxml tree before the text extractor touches it, in order of trust:
 * JSON-LD (schema.org ``NewsArticle`` and kin): headline, author (people), datePublished,
   dateModified, description, publisher, image, keywords, articleSection, isAccessibleForFree;
 * OpenGraph / ``article:*`` / Twitter / Dublin Core / ``itemprop`` meta tags;
-* the visible headline (``<h1>``), ``<time datetime>`` and ``rel=author`` bylines;
+* the visible headline (``<h1>``), ``<time datetime>``, and bylines: ``rel=author``/``itemprop``,
+  else an element of class ``byline``/``author`` or a link to an author page (full names only);
 * the URL (``/2024/04/28/``) and, last, htmldate's heuristics for the date.
+
+Authors are the first source's (JSON-LD, meta ``author``, SEO plugins' "Written by", the page's
+byline) that names someone other than the site itself; the site's own name (``ntv NACHRICHTEN``,
+``LTO`` on lto.de) stands only when no source names anyone else. E-mail addresses are not names.
 
 The title is chosen by agreement: each source proposes a title, and the proposal most sources
 share wins, ties going to JSON-LD, then Twitter, OpenGraph, ``<h1>`` and ``<title>``.
@@ -14,6 +19,8 @@ share wins, ties going to JSON-LD, then Twitter, OpenGraph, ``<h1>`` and ``<titl
 * A site suffix (``Headline | Site``, ``Headline - Section - Site``) is cut when another source
   shows the bare headline or when the tail names the site; after a separator without spaces
   (``Headline-SectionㅣSite``) only a short tail ending with the site's name is cut.
+  The JSON-LD ``headline`` is the article's headline by definition, so its own tail is cut only
+  when it names the site (``Headline - Current news`` stays).
 * When another source gives the winner's very words with fewer quotation marks
   (``"Quoted lead"… rest`` and ``Quoted lead… rest``), the plainer one is taken: the marks are
   typography some templates add. Straight against curly marks is left to the vote.
@@ -31,7 +38,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
 
@@ -105,6 +112,25 @@ _BYLINE_PREFIX = re.compile(
 )
 _AUTHOR_SPLIT = re.compile(r"\s*(?:;|,|\s&\s|\s(?:and|und|et|y|e|og|och|en|i|und)\s)\s*", re.IGNORECASE)
 _WORDS = re.compile(r"\w+")
+#: ``twitter:label1`` values that mean "written by" (Yoast SEO and kin, in the languages they ship).
+_WRITTEN_BY = frozenset(
+    {
+        "written by",
+        "verfasst von",
+        "geschrieben von",
+        "écrit par",
+        "escrito por",
+        "scritto da",
+        "geschreven door",
+        "skrevet av",
+        "skrevet af",
+        "skriven av",
+        "napisane przez",
+        "autor",
+        "author",
+    }
+)
+_EMAIL = re.compile(r"^\S+@\S+\.\w+$")
 _HAS_OFFSET = re.compile(r"[+-]\d\d:\d\d$")
 #: ``Jane Doe (jd)``, ``Jane Doe (``, ``신현주 기자`` (reporter), ``山田太郎記者``: notes after a name.
 _TRAILING_NOTE = re.compile(r"\s*\([^)]*\)?\s*$|\s*(?:기자|記者|特派員|특파원)\s*$")
@@ -460,6 +486,8 @@ def split_authors(raw: Iterable[str]) -> list[str]:
     keys: set[str] = set()
     for value in raw:
         for part in _AUTHOR_SPLIT.split(fold(value)):
+            if "://" in part or _EMAIL.match(part.strip()):
+                continue  # an address, not a name
             name = clean_name(part)
             key = _name_key(name)
             if not name or not key or key in keys or len(name) > 60 or name.startswith("http"):
@@ -469,6 +497,63 @@ def split_authors(raw: Iterable[str]) -> list[str]:
             keys.add(key)
             names.append(name)
     return names
+
+
+@dataclass(frozen=True)
+class SiteNames:
+    """The names a site goes by, to tell its own name from a byline.
+
+    Pages often give the publisher as the author (``"author": {"@type": "Organization", "name":
+    "n-tv NACHRICHTEN"}``, ``<meta name="author" content="LTO">``): that says who published the
+    page, not who wrote it, and must not hide a byline that another source gives. It stands as the
+    byline only when no source names anyone else.
+    """
+
+    keys: frozenset[str]
+    acronyms: frozenset[str]
+
+    @classmethod
+    def of(cls, *names: Any) -> SiteNames:
+        """From the site's names (og:site_name, publisher, application-name) and the page's URL."""
+        keys: set[str] = set()
+        acronyms: set[str] = set()
+        for value in names:
+            for text in _strings(value):
+                if "://" in text:
+                    host = (urlsplit(text).hostname or "").removeprefix("www.")
+                    keys.update(_name_key(label) for label in host.split(".")[:-1] if len(label) >= 2)
+                    continue
+                keys.add(_name_key(text))
+                words = _WORDS.findall(text)
+                if len(words) >= 2:
+                    acronyms.add("".join(word[0] for word in words).casefold())
+        keys.discard("")
+        return cls(frozenset(keys), frozenset(acronyms))
+
+    def named(self, name: str) -> bool:
+        """``name`` is the site's: ``ntv NACHRICHTEN`` for ntv.de, ``LTO`` for lto.de, and so on."""
+        key = _name_key(name)
+        if not key:
+            return False
+        words = _WORDS.findall(name)
+        acronym = "".join(word[0] for word in words).casefold() if len(words) >= 2 else ""
+        if key in self.keys or key in self.acronyms or acronym in self.keys:
+            return True
+        # ``VnExpress`` in ``Báo VnExpress``, ``LBCI`` in ``LBCI Lebanon``: a short name the site's holds.
+        return len(key) >= 3 and any(key in site for site in self.keys)
+
+    def drop_from(self, names: list[str]) -> list[str]:
+        return [name for name in names if not self.named(name)]
+
+
+def _written_by(meta: dict[str, list[str]]) -> list[str]:
+    """Bylines in ``twitter:label1``/``twitter:data1`` pairs and ``twitter:misc:Written by`` (SEO plugins)."""
+    found = list(meta.get("twitter:misc:written by", []))
+    for index in range(1, 5):
+        labels, data = meta.get(f"twitter:label{index}"), meta.get(f"twitter:data{index}")
+        if labels and data and labels[0].casefold() in _WRITTEN_BY:
+            found.append(data[0])
+    return found
 
 
 def _is_organization(name: str, site_name: str | None) -> bool:
@@ -501,12 +586,38 @@ def _jsonld_authors(article: dict[str, Any]) -> tuple[list[str], list[str]]:
     return split_authors(people), split_authors(organizations)
 
 
+def _class_word(word: str) -> str:
+    """XPath test: ``word`` is one of the element's class words (``_`` and ``-`` split words too)."""
+    folded = "translate(@class, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ_-', 'abcdefghijklmnopqrstuvwxyz  ')"
+    return f"contains(concat(' ', {folded}, ' '), ' {word} ')"
+
+
+#: A byline by its class (``class="byline"``, ``article__author``), short and outside comments.
+_BYLINE_CLASS_XPATH = (
+    "//*[self::span or self::div or self::p or self::a or self::address]"
+    f"[{_class_word('author')} or {_class_word('byline')}]"
+    "[string-length(normalize-space(.)) < 80][not(ancestor::*[contains(@class, 'comment')])]"
+)
+
+#: A link to an author's page (``/author/jane-doe``, ``/autoren/name/max-kolter``).
+_AUTHOR_LINK_XPATH = (
+    "//a[contains(@href, '/author/') or contains(@href, '/authors/') or contains(@href, '/autor/')"
+    " or contains(@href, '/autoren/') or contains(@href, '/auteur/') or contains(@href, '/autore/')]"
+    "[string-length(normalize-space(.)) < 60]"
+)
+
+
 def _byline_authors(root: etree._Element) -> list[str]:
     nodes = root.xpath(
         "//*[@rel='author'] | //*[@itemprop='author']//*[@itemprop='name'] | "
         "//*[@itemprop='author'][not(.//*[@itemprop='name'])]"
     )[:6]
-    return split_authors(" ".join(node.text_content().split()) for node in nodes)
+    if nodes:
+        return split_authors(" ".join(node.text_content().split()) for node in nodes)
+    # A byline found by its class alone must look like a full name: not initials (``amw``, ``red``).
+    nodes = root.xpath(_BYLINE_CLASS_XPATH)[:2] or root.xpath(_AUTHOR_LINK_XPATH)[:2]
+    bylines = split_authors(" ".join(node.text_content().split()) for node in nodes)
+    return [name for name in bylines if len(name.split()) >= 2]
 
 
 def _keywords(value: Any) -> list[str]:
@@ -551,11 +662,18 @@ def extract_metadata(root: etree._Element, url: str | None = None) -> PageMetada
         "h1": fold(h1 or ""),
         "title": fold(title_element.text_content() if title_element is not None else ""),
     }
+    site = SiteNames.of(site_name, (publisher or {}).get("name"), meta.get("application-name"), url)
     people, organizations = _jsonld_authors(article)
+    sources = (
+        people,
+        split_authors(_meta_values(meta, _AUTHOR_META)),
+        split_authors(_written_by(meta)),
+        _byline_authors(root),
+    )
+    # The first source naming someone other than the site; the site's own name only when none does.
+    people = next((signed for signed in map(site.drop_from, sources) if signed), [])
     if not people:
-        people = split_authors(value for value in _meta_values(meta, _AUTHOR_META) if "://" not in value)
-    if not people:
-        people = _byline_authors(root)
+        people = next((names for names in sources if names), [])
     published = (
         _first_date(article.get("datePublished"), article.get("dateCreated"))
         or _first_date(_meta_values(meta, _PUBLISHED_META))

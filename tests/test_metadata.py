@@ -280,6 +280,55 @@ def test_agency_kept_only_when_alone() -> None:
     assert choose_authors([], ["Example News"]) == ["Example News"]
 
 
+def test_site_named_as_author_does_not_hide_a_byline() -> None:
+    site = '<meta property="og:site_name" content="Example News">'
+    publisher_as_author = _jsonld(
+        {
+            "@type": "NewsArticle",
+            "headline": "Storm",
+            "author": {"@type": "Organization", "name": "Example News"},
+        }
+    )
+    byline = '<p class="article__author">Von Jane Doe</p>'
+    assert _meta(site + publisher_as_author, body=byline + BODY).authors == ["Jane Doe"]
+    # The site's name stands when nobody else signs (also as its domain or its initials).
+    assert _meta(site + publisher_as_author).authors == ["Example News"]
+    assert _meta('<meta name="author" content="NEWS">', url=URL).authors == ["NEWS"]
+    head = '<meta property="og:site_name" content="Legal Tribune Online"><meta name="author" content="LTO">'
+    assert _meta(
+        head, body='<p>von <a href="/autoren/name/max-kolter">Dr. Max Kolter</a></p>' + BODY
+    ).authors == ["Dr. Max Kolter"]
+    # An agency beside the site's name is the byline.
+    head = site + '<meta name="author" content="Example News"><meta name="author" content="dpa">'
+    assert _meta(head).authors == ["dpa"]
+
+
+def test_byline_sources_after_jsonld_and_meta() -> None:
+    # An e-mail address is not a name; SEO plugins' "Written by" pairs are.
+    head = (
+        '<meta name="author" content="j.doe@news.example">'
+        '<meta name="twitter:misc:Written by" content="Jane Doe">'
+    )
+    assert _meta(head).authors == ["Jane Doe"]
+    pair = '<meta name="twitter:label1" content="{}"><meta name="twitter:data1" content="{}">'
+    assert _meta(pair.format("Verfasst von", "Gregor Meier")).authors == ["Gregor Meier"]
+    assert _meta(pair.format("Est. reading time", "3 minutes")).authors == []
+    # A byline found by its class alone must be a full name, not an editor's initials.
+    assert _meta("", body='<span class="byline">amw</span>' + BODY).authors == []
+    # The article inside a WebPage's mainEntity.
+    page = _jsonld(
+        {
+            "@type": "WebPage",
+            "mainEntity": {
+                "@type": "NewsArticle",
+                "headline": "Storm",
+                "author": {"@type": "Person", "name": "Jo Ng"},
+            },
+        }
+    )
+    assert _meta(page).authors == ["Jo Ng"]
+
+
 def test_split_authors_merges_slug_duplicates() -> None:
     assert split_authors(["Emma Mackenzie", "Emma-Mackenzie", "Trine Jørgensen og Tôrtia Reimer"]) == [
         "Emma Mackenzie",
