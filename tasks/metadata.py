@@ -348,21 +348,45 @@ def drop_disputed_kickers(proposals: dict[str, str]) -> dict[str, str]:
     }
 
 
-def choose_title(candidates: dict[str, str], site_name: str | None) -> str | None:
-    """The headline most sources agree on (see the module docstring)."""
+#: Title sources, in the order that breaks a tie between proposals with as many votes.
+TITLE_SOURCES = ("jsonld", "twitter", "og", "h1", "title")
+
+
+def title_sources(
+    root: etree._Element, meta: dict[str, list[str]], article: dict[str, Any]
+) -> dict[str, str]:
+    """What each source gives as the title, as written (``""`` where a source is silent)."""
+    h1 = next((text for text in (" ".join(h1.text_content().split()) for h1 in root.iter("h1")) if text), "")
+    title_element = root.find(".//title")
+    return {
+        "jsonld": fold(_first(article.get("headline")) or ""),
+        "og": fold(_first(meta.get("og:title")) or ""),
+        "twitter": fold(_first(meta.get("twitter:title")) or ""),
+        "h1": fold(h1),
+        "title": fold(title_element.text_content() if title_element is not None else ""),
+    }
+
+
+def title_proposals(candidates: dict[str, str], site_name: str | None) -> dict[str, str]:
+    """Each source's title with its site tail and a disputed kicker cut: what goes to the vote."""
     present = {source: value for source, value in candidates.items() if value}
-    if not present:
-        return None
     pool = set(present.values())
     headline = present.get("jsonld")
     proposals = {
         source: strip_site_suffix(value, () if value == headline else pool, site_name)
         for source, value in present.items()
     }
-    proposals = drop_disputed_kickers(proposals)
+    return drop_disputed_kickers(proposals)
+
+
+def choose_title(candidates: dict[str, str], site_name: str | None) -> str | None:
+    """The headline most sources agree on (see the module docstring)."""
+    proposals = title_proposals(candidates, site_name)
+    if not proposals:
+        return None
     votes = Counter(proposals.values())
     best: str | None = None
-    for source in ("jsonld", "twitter", "og", "h1", "title"):
+    for source in TITLE_SOURCES:
         proposal = proposals.get(source)
         if proposal and (best is None or votes[proposal] > votes[best]):
             best = proposal
@@ -671,23 +695,21 @@ def _paywalled(article: dict[str, Any], meta: dict[str, list[str]]) -> bool | No
     return verdict
 
 
+def page_site_name(meta: dict[str, list[str]], article: dict[str, Any]) -> str | None:
+    """The site's name: og:site_name, else the JSON-LD publisher's, else ``application-name``."""
+    publisher = article.get("publisher") if isinstance(article.get("publisher"), dict) else {}
+    return _first(meta.get("og:site_name"), (publisher or {}).get("name"), meta.get("application-name"))
+
+
 def extract_metadata(root: etree._Element, url: str | None = None) -> PageMetadata:
     """The page's metadata (see the module docstring for the order of sources)."""
     meta = read_meta(root)
     objects = list(iter_jsonld(root))
     article = article_object(objects)
     publisher = article.get("publisher") if isinstance(article.get("publisher"), dict) else {}
-    site_name = _first(meta.get("og:site_name"), (publisher or {}).get("name"), meta.get("application-name"))
+    site_name = page_site_name(meta, article)
+    candidates = title_sources(root, meta, article)
     h1s = [" ".join(h1.text_content().split()) for h1 in root.iter("h1")]
-    h1 = next((text for text in h1s if text), None)
-    title_element = root.find(".//title")
-    candidates = {
-        "jsonld": fold(_first(article.get("headline")) or ""),
-        "og": fold(_first(meta.get("og:title")) or ""),
-        "twitter": fold(_first(meta.get("twitter:title")) or ""),
-        "h1": fold(h1 or ""),
-        "title": fold(title_element.text_content() if title_element is not None else ""),
-    }
     site = SiteNames.of(site_name, (publisher or {}).get("name"), meta.get("application-name"), url)
     people, organizations = _jsonld_authors(article)
     people = choose_byline(
