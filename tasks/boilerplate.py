@@ -2,7 +2,8 @@
 
 Every rule here is about the *shape* of a line and the page it came from, never about a
 publisher: a line that is the headline again, a byline or a bare date at the top; a line
-whose whole text is a link (related stories, "read more"); a short line the page repeats
+whose whole text is a link (related stories, "read more"), or a short label and a link
+(``Read also: <linked headline>``); a short line the page repeats
 (share buttons, "advertisement" labels); template debris (``la boite:91290:box``,
 ``tpl:..._playlist.tpl:file``); and, at the head and the tail of the text, lines that are
 not prose (menus, "Share", "Most read", credits). Short lines *between* prose paragraphs
@@ -113,11 +114,22 @@ def _is_chrome(line: str, line_key: str, context: PageContext, counts: Counter[s
     return (
         (bool(_TEMPLATE_DEBRIS.search(line)) and not prose)
         or (line_key in context.link_texts and words < 30)
+        or _is_labelled_link(line, context.link_texts)  # "Read also: <a linked headline>"
         or (words >= 4 and line_key in context.long_links)  # part of a teaser that is one link
         or (bool(_CONTACT_OR_CREDIT.search(line)) and words < 40)
         or line_key in context.captions
         or (not prose and counts[line_key] > 1)
     )
+
+
+#: A short label before a colon: ``Read also:``, ``Les også:``, ``LIRE AUSSI :``.
+_LABEL = re.compile(r"^\W*((?:\w+\W+){0,2}\w+)\s*:\s*(.+)$")
+
+
+def _is_labelled_link(line: str, link_texts: frozenset[str]) -> bool:
+    """A label of at most three words, a colon, and then one whole link: a teaser, whatever the language."""
+    match = _LABEL.match(line)
+    return bool(match) and key(match.group(2)) in link_texts and len(key(match.group(2)).split()) >= 3
 
 
 def _prose_run(lines: list[str], chrome: list[bool]) -> tuple[int, int]:

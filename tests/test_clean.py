@@ -139,6 +139,7 @@ def test_clean_lines_rules() -> None:
         PROSE + " Second.",
         "The harbour at dawn. (Photo: AP)",  # image caption
         "- Five things to know about storms",  # a related link
+        "Les også: Five things to know about storms",  # a label and a related link
         "Advertisement",
         PROSE + " Third.",
         "Advertisement",  # repeated label
@@ -147,6 +148,12 @@ def test_clean_lines_rules() -> None:
         "Most read",
     ]
     assert clean_lines(lines, context) == [PROSE, "What happened next", PROSE + " Second.", PROSE + " Third."]
+    # A label before more than one whole link stays, and so does a longer lead-in.
+    kept = [
+        "Warning: five things to know about storms, and what the coast guard said about them today.",
+        "The coast guard said on Monday: five things to know about storms",
+    ]
+    assert clean_lines([PROSE, *kept, PROSE + " Second."], context) == [PROSE, *kept, PROSE + " Second."]
 
 
 def test_add_lead_only_when_visible_and_missing() -> None:
