@@ -17,6 +17,8 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from tasks.metadata import AGENCIES
+
 _WORD = re.compile(r"\w+")
 _LIST_MARK = re.compile(r"^\s*(?:[-•*·▪►»>]|\d+[.)])\s+")
 _SENTENCE_END = re.compile(r"[.!?…。！？:;\"'»”’)\]]\s*$")
@@ -28,6 +30,8 @@ _DATE_LINE = re.compile(
 #: An e-mail address or a copyright notice: contact boxes and credits, not article text.
 _CONTACT_OR_CREDIT = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|[©ⓒ]|\bcopyright\b", re.IGNORECASE)
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
+#: Wire agencies' names as lines: a credit on a line of its own is a byline, not text.
+_AGENCY_KEYS = frozenset(" ".join(_WORD.findall(name)) for name in AGENCIES)
 #: A line this long (characters) is prose whatever its punctuation.
 PROSE_CHARS = 120
 #: Lines with fewer words than this are labels, buttons or headings, unless CJK.
@@ -118,6 +122,7 @@ def _is_chrome(line: str, line_key: str, context: PageContext, counts: Counter[s
         or (words >= 4 and line_key in context.long_links)  # part of a teaser that is one link
         or (bool(_CONTACT_OR_CREDIT.search(line)) and words < 40)
         or line_key in context.captions
+        or line_key in _AGENCY_KEYS  # a credit line: "Agence France-Presse", "dpa"
         or (not prose and counts[line_key] > 1)
     )
 

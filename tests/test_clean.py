@@ -140,6 +140,7 @@ def test_clean_lines_rules() -> None:
         "The harbour at dawn. (Photo: AP)",  # image caption
         "- Five things to know about storms",  # a related link
         "Les også: Five things to know about storms",  # a label and a related link
+        "Agence France-Presse",  # an agency credit on its own line
         "Advertisement",
         PROSE + " Third.",
         "Advertisement",  # repeated label
