@@ -134,7 +134,10 @@ _LABEL = re.compile(r"^\W*((?:\w+\W+){0,2}\w+)\s*:\s*(.+)$")
 def _is_labelled_link(line: str, link_texts: frozenset[str]) -> bool:
     """A label of at most three words, a colon, and then one whole link: a teaser, whatever the language."""
     match = _LABEL.match(line)
-    return bool(match) and key(match.group(2)) in link_texts and len(key(match.group(2)).split()) >= 3
+    if match is None:
+        return False
+    linked = key(match.group(2))
+    return linked in link_texts and len(linked.split()) >= 3
 
 
 def _prose_run(lines: list[str], chrome: list[bool]) -> tuple[int, int]:
