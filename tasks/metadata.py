@@ -14,7 +14,10 @@ byline) that names someone other than the site itself; the site's own name (``nt
 ``LTO`` on lto.de) stands only when no source names anyone else. E-mail addresses are not names.
 
 The title is chosen by agreement: each source proposes a title, and the proposal most sources
-share wins, ties going to JSON-LD, then Twitter, OpenGraph, ``<h1>`` and ``<title>``.
+share wins, ties going to JSON-LD, then Twitter, OpenGraph, ``<h1>`` and ``<title>``. The other
+title statements vote too (``<meta name="title">``, ``sailthru.title``, ``parsely-title``, Dublin
+Core, a microdata ``itemprop="headline"`` element): the more independent sources, the fewer
+pages a single template's social headline decides.
 
 * A site suffix (``Headline | Site``, ``Headline - Section - Site``) is cut when another source
   shows the bare headline or when the tail names the site; after a separator without spaces
@@ -348,8 +351,21 @@ def drop_disputed_kickers(proposals: dict[str, str]) -> dict[str, str]:
     }
 
 
+#: The visible headline marked up as schema.org microdata (``<h1 itemprop="headline">``).
+_MICRODATA_HEADLINE = etree.XPath("normalize-space((//*[@itemprop='headline'][not(self::meta)])[1])")
 #: Title sources, in the order that breaks a tie between proposals with as many votes.
-TITLE_SOURCES = ("jsonld", "twitter", "og", "h1", "title")
+TITLE_SOURCES = (
+    "jsonld",
+    "twitter",
+    "og",
+    "h1",
+    "title",
+    "meta",
+    "sailthru",
+    "parsely",
+    "dc",
+    "microdata",
+)
 
 
 def title_sources(
@@ -364,6 +380,11 @@ def title_sources(
         "twitter": fold(_first(meta.get("twitter:title")) or ""),
         "h1": fold(h1),
         "title": fold(title_element.text_content() if title_element is not None else ""),
+        "meta": fold(_first(meta.get("title")) or ""),
+        "sailthru": fold(_first(meta.get("sailthru.title")) or ""),
+        "parsely": fold(_first(meta.get("parsely-title")) or ""),
+        "dc": fold(_first(meta.get("dc.title"), meta.get("dcterms.title")) or ""),
+        "microdata": fold(str(_MICRODATA_HEADLINE(root))),
     }
 
 

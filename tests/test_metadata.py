@@ -175,6 +175,22 @@ def test_title_by_agreement_not_by_first_source() -> None:
     assert _meta(head, body="<h1>Storm hits the coast</h1>" + BODY).title == "Storm hits the coast"
 
 
+def test_every_title_statement_votes() -> None:
+    social = (
+        '<meta property="og:title" content="ICJ ends hearings on Gaza aid">'
+        '<meta name="twitter:title" content="ICJ ends hearings on Gaza aid">'
+        "<title>ICJ ends hearings on Gaza aid</title>"
+    )
+    page = _jsonld({"@type": "NewsArticle", "headline": "Opinion expected after ICJ ends Gaza hearings"})
+    body = "<h1>Opinion expected after ICJ ends Gaza hearings</h1>" + BODY
+    assert _meta(social + page, body=body).title == "ICJ ends hearings on Gaza aid"
+    sailthru = '<meta name="sailthru.title" content="Opinion expected after ICJ ends Gaza hearings">'
+    microdata = '<p itemprop="headline"> Opinion expected after ICJ ends Gaza hearings </p>'
+    assert _meta(social + page + sailthru, body=microdata + body).title == (
+        "Opinion expected after ICJ ends Gaza hearings"
+    )
+
+
 def test_site_suffix_after_a_separator_without_spaces() -> None:
     head = (
         '<meta property="og:site_name" content="예시일보">'
