@@ -4,7 +4,8 @@ One lxml parse serves everything: the metadata is read from the page's own state
 (:mod:`tasks.metadata`: JSON-LD, OpenGraph, meta tags, ``<time>``, URL), trafilatura (a
 maintained main-content extractor) finds the article block on the same tree, and
 :mod:`tasks.boilerplate` removes what it lets through (headline repeats, bylines, link
-lists, captions, share buttons, ad labels, credits, template debris) and restores a visible
+lists, captions, the lines of furniture boxes such as comment widgets, newsletter offers and
+author bios, share buttons, ad labels, credits, template debris) and restores a visible
 teaser it missed; :mod:`tasks.siblings` puts back paragraphs it dropped that the page marks
 up exactly like the article's other paragraphs.
 JSON-LD ``articleBody``, then the article HTML in a script-rendered page's hydration data
@@ -15,6 +16,7 @@ describes (the language stage only saw a sample of the page).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -79,6 +81,32 @@ def _captions(root: etree._Element) -> frozenset[str]:
     return frozenset(texts)
 
 
+#: Class or id words of page furniture boxes: comment widgets, newsletter and subscription
+#: offers, related-story lists, author bios.
+_FURNITURE_WORDS = frozenset(
+    {"comment", "comments", "newsletter", "subscribe", "subscription", "signup", "promo", "related", "bio"}
+)
+#: A cheap first test on ``class`` and ``id`` before the words are checked.
+_FURNITURE_HINT = re.compile(r"omment|ewsletter|ubscri|ignup|romo|elated|bio")
+_WORD_SPLIT = re.compile(r"[^a-z]+")
+#: A box holding more text than this (characters) is a layout wrapper, not furniture.
+FURNITURE_MAX_CHARS = 3000
+
+
+def furniture_lines(root: etree._Element) -> frozenset[str]:
+    """Lines of the page's furniture boxes (see :data:`_FURNITURE_WORDS`)."""
+    texts: set[str] = set()
+    for box in root.iter("div", "section", "aside", "form"):
+        names = f"{box.get('class') or ''} {box.get('id') or ''}"
+        if not _FURNITURE_HINT.search(names) or not set(_WORD_SPLIT.split(names.lower())) & _FURNITURE_WORDS:
+            continue
+        if len(box.text_content()) > FURNITURE_MAX_CHARS:
+            continue
+        texts.update(key(node.text_content()) for node in box.iter("p", "li", "h2", "h3", "h4"))
+    texts.discard("")
+    return frozenset(texts)
+
+
 def _shown(root: etree._Element, text_key: str) -> bool:
     """Whether ``text_key`` appears in the visible text of the page body."""
     visible = root.xpath("//body//text()[not(ancestor::script) and not(ancestor::style)]")
@@ -106,7 +134,7 @@ def clean_article(html: str, url: str | None = None, language: str | None = None
         authors=tuple(metadata.authors),
         link_texts=link_texts,
         long_links=long_links,
-        captions=_captions(root),
+        captions=_captions(root) | furniture_lines(root),
     )
     document = trafilatura.bare_extraction(
         root,

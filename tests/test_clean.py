@@ -13,8 +13,8 @@ import pytest
 
 from config import Settings
 from stores.jsonl import JsonlStore
-from tasks.boilerplate import PageContext, add_lead, clean_lines
-from tasks.clean import clean_article, clean_stage
+from tasks.boilerplate import PageContext, add_lead, clean_lines, key
+from tasks.clean import clean_article, clean_stage, furniture_lines
 from tasks.errors import PermanentError
 from tasks.html import parse
 from tasks.record import ArticleRecord, Job
@@ -155,6 +155,27 @@ def test_clean_lines_rules() -> None:
         "The coast guard said on Monday: five things to know about storms",
     ]
     assert clean_lines([PROSE, *kept, PROSE + " Second."], context) == [PROSE, *kept, PROSE + " Second."]
+
+
+def test_furniture_boxes_lines_are_not_article_text() -> None:
+    article = "".join(f"<p>{PROSE} Paragraph {n}.</p>" for n in range(40))
+    bio = "Jane Doe has covered technology for twenty years and writes the weekly newsletter."
+    root = parse(
+        "<html><body><div class='article-body promo-slots'>"
+        f"{article}"
+        f"<div class='author-bio'><p>{bio}</p></div>"
+        "<section id='comments-widget'><p>You must confirm your public display name.</p></section>"
+        "<div class='biology-facts'><p>Cells divide.</p></div>"  # 'biology' is not 'bio'
+        "</div></body></html>"
+    )
+    assert root is not None
+    furniture = furniture_lines(root)
+    assert key(bio) in furniture
+    assert key("You must confirm your public display name.") in furniture
+    assert key("Cells divide.") not in furniture
+    # The article's paragraphs are not furniture: their wrapper's class says "promo", but it is
+    # too big to be a box.
+    assert not any(key(f"{PROSE} Paragraph {n}.") in furniture for n in range(40))
 
 
 def test_add_lead_only_when_visible_and_missing() -> None:
