@@ -576,16 +576,18 @@ class SiteNames:
         return cls(frozenset(keys), frozenset(acronyms))
 
     def named(self, name: str) -> bool:
-        """``name`` is the site's: ``ntv NACHRICHTEN`` for ntv.de, ``LTO`` for lto.de, and so on."""
+        """``name`` is the site's: ``ntv NACHRICHTEN`` for ntv.de, ``LTO`` for Legal Tribune Online."""
         key = _name_key(name)
         if not key:
             return False
-        words = _WORDS.findall(name)
-        acronym = "".join(word[0] for word in words).casefold() if len(words) >= 2 else ""
-        if key in self.keys or key in self.acronyms or acronym in self.keys:
+        if key in self.keys or key in self.acronyms:
             return True
-        # ``VnExpress`` in ``Báo VnExpress``, ``LBCI`` in ``LBCI Lebanon``: a short name the site's holds.
-        return len(key) >= 3 and any(key in site for site in self.keys)
+        # ``VnExpress`` for ``Báo VnExpress``, ``LBCI`` for ``LBCI Lebanon``: one word that begins or
+        # ends a name of the site. A person's name has two words, and a short word (``Lee``) could
+        # begin anything, so neither counts.
+        if len(name.split()) > 1 or len(key) < 4:
+            return False
+        return any(site.startswith(key) or site.endswith(key) for site in self.keys)
 
     def drop_from(self, names: list[str]) -> list[str]:
         return [name for name in names if not self.named(name)]
@@ -671,7 +673,7 @@ def _class_bylines(root: etree._Element) -> list[etree._Element]:
 
 
 #: A link to an author's page (``/author/jane-doe``, ``/autoren/name/max-kolter``).
-_AUTHOR_LINK_XPATH = (
+_AUTHOR_LINK_XPATH = etree.XPath(
     "//a[contains(@href, '/author/') or contains(@href, '/authors/') or contains(@href, '/autor/')"
     " or contains(@href, '/autoren/') or contains(@href, '/auteur/') or contains(@href, '/autore/')]"
     "[string-length(normalize-space(.)) < 60]"
@@ -686,7 +688,7 @@ def _byline_authors(root: etree._Element) -> list[str]:
     if nodes:
         return split_authors(" ".join(node.text_content().split()) for node in nodes)
     # A byline found by its class alone must look like a full name: not initials (``amw``, ``red``).
-    nodes = _class_bylines(root) or root.xpath(_AUTHOR_LINK_XPATH)[:2]
+    nodes = _class_bylines(root) or _AUTHOR_LINK_XPATH(root)[:2]
     bylines = split_authors(" ".join(node.text_content().split()) for node in nodes)
     return [name for name in bylines if len(name.split()) >= 2]
 
@@ -732,10 +734,10 @@ def extract_metadata(root: etree._Element, url: str | None = None) -> PageMetada
     candidates = title_sources(root, meta, article)
     h1s = [" ".join(h1.text_content().split()) for h1 in root.iter("h1")]
     site = SiteNames.of(site_name, (publisher or {}).get("name"), meta.get("application-name"), url)
-    people, organizations = _jsonld_authors(article)
+    jsonld_people, organizations = _jsonld_authors(article)
     people = choose_byline(
         site,
-        lambda: people,
+        lambda: jsonld_people,
         lambda: split_authors(_meta_values(meta, _AUTHOR_META)),
         lambda: split_authors(_written_by(meta)),
         lambda: _byline_authors(root),

@@ -12,6 +12,7 @@ import pytest
 from tasks.html import parse
 from tasks.metadata import (
     PageMetadata,
+    SiteNames,
     choose_authors,
     extract_metadata,
     parse_datetime,
@@ -314,6 +315,10 @@ def test_site_named_as_author_does_not_hide_a_byline() -> None:
     assert _meta(
         head, body='<p>von <a href="/autoren/name/max-kolter">Dr. Max Kolter</a></p>' + BODY
     ).authors == ["Dr. Max Kolter"]
+    # A person whose initials or first name look like the site's stays a person.
+    assert SiteNames.of("DW", "https://www.dw.com/en/a-story").named("Daniel Weber") is False
+    assert SiteNames.of("Leeds Live", "https://www.leeds-live.co.uk/news").named("Lee") is False
+    assert SiteNames.of("Báo VnExpress", "https://vnexpress.net/x").named("VnExpress") is True
     # An agency beside the site's name is the byline.
     head = site + '<meta name="author" content="Example News"><meta name="author" content="dpa">'
     assert _meta(head).authors == ["dpa"]
