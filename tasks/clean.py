@@ -7,7 +7,8 @@ maintained main-content extractor) finds the article block on the same tree, and
 lists, captions, the lines of furniture boxes such as comment widgets, newsletter offers and
 author bios, share buttons, ad labels, credits, template debris) and restores a visible
 teaser it missed; :mod:`tasks.siblings` puts back paragraphs it dropped that the page marks
-up exactly like the article's other paragraphs.
+up exactly like the article's other paragraphs, and sub-headings it dropped between two of
+its paragraphs.
 JSON-LD ``articleBody``, then the article HTML in a script-rendered page's hydration data
 (:mod:`tasks.hydration`), are the fallbacks when the extractor finds nothing. Finally the
 language is checked on the extracted body, since that is what the record's ``language``
@@ -31,7 +32,7 @@ from tasks.hydration import hydration_paragraphs
 from tasks.langid import LanguageGuess, detect_language, second_opinion
 from tasks.metadata import PageMetadata, extract_metadata
 from tasks.record import Job
-from tasks.siblings import restore_siblings
+from tasks.siblings import restore_siblings, restore_subheadings
 from worker.app import app
 from worker.stage import StageTask, run_stage
 
@@ -148,7 +149,7 @@ def clean_article(html: str, url: str | None = None, language: str | None = None
     raw = document.text if document is not None and not isinstance(document, dict) else None
     lines = clean_lines((raw or "").splitlines(), context)
     if lines:
-        lines = restore_siblings(root, lines)
+        lines = restore_subheadings(root, restore_siblings(root, lines))
         lines = add_lead(lines, metadata.description, partial(_shown, root))
     elif metadata.article_body:
         lines = clean_lines(_paragraphs_of(metadata.article_body), context)

@@ -4,7 +4,8 @@ Main-content extractors sometimes stop early (a paywall wrapper, an inline box b
 halves of the text) or skip blocks. The article's paragraphs usually share one markup
 signature (tag and class, e.g. ``p.article--paragraph``); when most extracted paragraphs
 carry one signature, every other element with it, outside page chrome, belongs to the text
-too, and is put back in document order.
+too, and is put back in document order. Sub-headings the extractor dropped are put back
+where the page has them between two consecutive extracted paragraphs.
 """
 
 from __future__ import annotations
@@ -78,3 +79,53 @@ def restore_siblings(root: etree._Element, lines: list[str]) -> list[str]:
     merged.extend((float(position), text) for position, text in missing)
     merged.sort(key=lambda item: item[0])
     return [line for _, line in merged]
+
+
+#: Sub-headings: the tags, and the longest text (characters) a sub-heading has.
+_HEADINGS = ("h2", "h3", "h4")
+HEADING_MAX_CHARS = 150
+#: Elements skipped when looking for a heading's neighbouring paragraphs (scripts, ad slots).
+_INVISIBLE = frozenset({"script", "style", "noscript", "iframe", "ins", "template"})
+#: How many siblings away the neighbouring paragraph may be (an ad slot or two between).
+NEIGHBOUR_STEPS = 3
+
+
+def _neighbour_line(element: etree._Element, forward: bool, line_index: dict[str, int]) -> int | None:
+    """The index of the extracted line the nearest text-bearing sibling holds, if any."""
+    node = element.getnext() if forward else element.getprevious()
+    for _ in range(NEIGHBOUR_STEPS):
+        if node is None:
+            return None
+        tag = node.tag if isinstance(node.tag, str) else ""
+        text = "" if not tag or tag in _INVISIBLE else " ".join(node.text_content().split())
+        if text:
+            return line_index.get(key(text)[:PROBE])
+        node = node.getnext() if forward else node.getprevious()
+    return None
+
+
+def restore_subheadings(root: etree._Element, lines: list[str]) -> list[str]:
+    """``lines`` with the sub-headings the extractor dropped between two of its paragraphs.
+
+    A short ``<h2>``-``<h4>`` whose nearest siblings before and after are two consecutive
+    extracted lines is the article's own sub-heading: nothing but the article stands on
+    both sides of it. Extractors drop some (a heading next to an ad slot's script).
+    """
+    if len(lines) < 2:
+        return lines
+    line_index: dict[str, int] = {}
+    for index, line in enumerate(lines):
+        line_index.setdefault(key(line)[:PROBE], index)
+    inserts: list[tuple[int, str]] = []
+    for heading in root.iter(*_HEADINGS):
+        text = " ".join(heading.text_content().split())
+        if not text or len(text) > HEADING_MAX_CHARS or key(text)[:PROBE] in line_index:
+            continue
+        before = _neighbour_line(heading, False, line_index)
+        after = _neighbour_line(heading, True, line_index)
+        if before is not None and after == before + 1 and not is_chrome(heading):
+            inserts.append((after, text))
+    restored = list(lines)
+    for index, text in sorted(inserts, reverse=True):
+        restored.insert(index, text)
+    return restored

@@ -18,7 +18,7 @@ from tasks.clean import clean_article, clean_stage, furniture_lines
 from tasks.errors import PermanentError
 from tasks.html import parse
 from tasks.record import ArticleRecord, Job
-from tasks.siblings import restore_siblings
+from tasks.siblings import restore_siblings, restore_subheadings
 from tests.support.http_server import serve_pages
 from tests.support.pages import Page, load_pages
 from tests.support.workers import running_workers, wait_for_batch
@@ -238,3 +238,21 @@ def test_restore_siblings_puts_back_paragraphs_with_the_article_signature() -> N
     assert restore_siblings(root, extracted) == _PARAGRAPHS
     # Too few matched paragraphs: nothing is trusted.
     assert restore_siblings(root, extracted[:2]) == extracted[:2]
+
+
+def test_restore_subheadings_between_two_extracted_paragraphs() -> None:
+    first, second, third = (f"Part {n}: {PROSE} With a soft hyphen in fyr\u00adir." for n in (1, 2, 3))
+    body = (
+        f"<p>{first}</p><script>ads.push(1)</script><h3>What the court said</h3><p>{second}</p>"
+        f"<h3>Read next</h3><ul><li>Another story entirely</li></ul>"
+        f"<p>{third}</p>"
+    )
+    root = parse(f"<html><body><article>{body}</article></body></html>")
+    assert root is not None
+    # The extractor's lines: soft hyphens gone, the sub-heading dropped.
+    extracted = [line.replace("\u00ad", "") for line in (first, second, third)]
+    restored = restore_subheadings(root, extracted)
+    # Between two consecutive extracted paragraphs (past an ad script): restored.
+    # Next to something the extractor left out (a link list): not.
+    assert restored == [extracted[0], "What the court said", extracted[1], extracted[2]]
+    assert key("fyr\u00adir") == key("fyrir") == "fyrir"
