@@ -82,23 +82,23 @@ def restore_siblings(root: etree._Element, lines: list[str]) -> list[str]:
 
 
 #: Sub-headings: the tags, and the longest text (characters) a sub-heading has.
-_HEADINGS = ("h2", "h3", "h4")
+_HEADINGS = frozenset({"h2", "h3", "h4", "h5", "h6"})
 HEADING_MAX_CHARS = 150
 #: Elements skipped when looking for a heading's neighbouring paragraphs (scripts, ad slots).
 _INVISIBLE = frozenset({"script", "style", "noscript", "iframe", "ins", "template"})
-#: How many siblings away the neighbouring paragraph may be (an ad slot or two between).
-NEIGHBOUR_STEPS = 3
+#: How many siblings away the neighbouring paragraph may be (an ad slot, other headings).
+NEIGHBOUR_STEPS = 4
 
 
 def _neighbour_line(element: etree._Element, forward: bool, line_index: dict[str, int]) -> int | None:
-    """The index of the extracted line the nearest text-bearing sibling holds, if any."""
+    """The extracted line held by the nearest sibling with text that is not a heading, if any."""
     node = element.getnext() if forward else element.getprevious()
     for _ in range(NEIGHBOUR_STEPS):
         if node is None:
             return None
         tag = node.tag if isinstance(node.tag, str) else ""
         text = "" if not tag or tag in _INVISIBLE else " ".join(node.text_content().split())
-        if text:
+        if text and tag not in _HEADINGS:
             return line_index.get(key(text)[:PROBE])
         node = node.getnext() if forward else node.getprevious()
     return None
@@ -107,16 +107,17 @@ def _neighbour_line(element: etree._Element, forward: bool, line_index: dict[str
 def restore_subheadings(root: etree._Element, lines: list[str]) -> list[str]:
     """``lines`` with the sub-headings the extractor dropped between two of its paragraphs.
 
-    A short ``<h2>``-``<h4>`` whose nearest siblings before and after are two consecutive
-    extracted lines is the article's own sub-heading: nothing but the article stands on
-    both sides of it. Extractors drop some (a heading next to an ad slot's script).
+    A short heading whose nearest siblings before and after (past scripts, ad slots and other
+    headings) are two consecutive extracted lines is the article's own sub-heading: nothing
+    but the article stands on both sides of it. Extractors drop some (a heading next to an ad
+    slot's script, the time stamps of a live ticker).
     """
     if len(lines) < 2:
         return lines
     line_index: dict[str, int] = {}
     for index, line in enumerate(lines):
         line_index.setdefault(key(line)[:PROBE], index)
-    inserts: list[tuple[int, str]] = []
+    inserts: dict[int, list[str]] = {}
     for heading in root.iter(*_HEADINGS):
         text = " ".join(heading.text_content().split())
         if not text or len(text) > HEADING_MAX_CHARS or key(text)[:PROBE] in line_index:
@@ -124,8 +125,11 @@ def restore_subheadings(root: etree._Element, lines: list[str]) -> list[str]:
         before = _neighbour_line(heading, False, line_index)
         after = _neighbour_line(heading, True, line_index)
         if before is not None and after == before + 1 and not is_chrome(heading):
-            inserts.append((after, text))
-    restored = list(lines)
-    for index, text in sorted(inserts, reverse=True):
-        restored.insert(index, text)
+            inserts.setdefault(after, []).append(text)  # document order within a run of headings
+    if not inserts:
+        return lines
+    restored: list[str] = []
+    for index, line in enumerate(lines):
+        restored.extend(inserts.get(index, ()))
+        restored.append(line)
     return restored

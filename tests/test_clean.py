@@ -241,18 +241,29 @@ def test_restore_siblings_puts_back_paragraphs_with_the_article_signature() -> N
 
 
 def test_restore_subheadings_between_two_extracted_paragraphs() -> None:
-    first, second, third = (f"Part {n}: {PROSE} With a soft hyphen in fyr\u00adir." for n in (1, 2, 3))
+    first, second, third, fourth = (
+        f"Part {n}: {PROSE} With a soft hyphen in fyr\u00adir." for n in range(1, 5)
+    )
     body = (
         f"<p>{first}</p><script>ads.push(1)</script><h3>What the court said</h3><p>{second}</p>"
         f"<h3>Read next</h3><ul><li>Another story entirely</li></ul>"
-        f"<p>{third}</p>"
+        f"<p>{third}</p><h2>Thursday</h2><h5>11.04: Drone strike reported</h5><p>{fourth}</p>"
     )
     root = parse(f"<html><body><article>{body}</article></body></html>")
     assert root is not None
     # The extractor's lines: soft hyphens gone, the sub-heading dropped.
-    extracted = [line.replace("\u00ad", "") for line in (first, second, third)]
+    extracted = [line.replace("\u00ad", "") for line in (first, second, third, fourth)]
     restored = restore_subheadings(root, extracted)
     # Between two consecutive extracted paragraphs (past an ad script): restored.
-    # Next to something the extractor left out (a link list): not.
-    assert restored == [extracted[0], "What the court said", extracted[1], extracted[2]]
+    # Next to something the extractor left out (a link list): not. A run of headings (a live
+    # ticker's day and time stamp): all of it, in page order.
+    assert restored == [
+        extracted[0],
+        "What the court said",
+        extracted[1],
+        extracted[2],
+        "Thursday",
+        "11.04: Drone strike reported",
+        extracted[3],
+    ]
     assert key("fyr\u00adir") == key("fyrir") == "fyrir"
