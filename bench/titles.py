@@ -117,7 +117,7 @@ def main() -> int:
 
     results = []
     orders = (TITLE_SOURCES, ("og", "jsonld", "twitter", "h1", "title"))
-    main_sources = TITLE_SOURCES[:5]  # the others (sailthru, microdata, ...) keep a weight of 1
+    main_sources = TITLE_SOURCES[:5]  # the others (meta, sailthru, ...) keep a weight of 1
     for weights in itertools.product(WEIGHTS, repeat=len(main_sources)):
         weighting = dict.fromkeys(TITLE_SOURCES, 1.0) | dict(zip(main_sources, weights, strict=True))
         for order in orders:

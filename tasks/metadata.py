@@ -15,9 +15,9 @@ byline) that names someone other than the site itself; the site's own name (``nt
 
 The title is chosen by agreement: each source proposes a title, and the proposal most sources
 share wins, ties going to JSON-LD, then Twitter, OpenGraph, ``<h1>`` and ``<title>``. The other
-title statements vote too (``<meta name="title">``, ``sailthru.title``, ``parsely-title``, Dublin
-Core, a microdata ``itemprop="headline"`` element): the more independent sources, the fewer
-pages a single template's social headline decides.
+title statements in ``<meta>`` vote too (``title``, ``sailthru.title``, ``parsely-title``, Dublin
+Core): the more independent sources, the fewer pages a single template's social headline
+decides. (A microdata ``itemprop="headline"`` element would cost a scan of the whole tree.)
 
 * A site suffix (``Headline | Site``, ``Headline - Section - Site``) is cut when another source
   shows the bare headline or when the tail names the site; after a separator without spaces
@@ -351,8 +351,6 @@ def drop_disputed_kickers(proposals: dict[str, str]) -> dict[str, str]:
     }
 
 
-#: The visible headline marked up as schema.org microdata (``<h1 itemprop="headline">``).
-_MICRODATA_HEADLINE = etree.XPath("normalize-space((//*[@itemprop='headline'][not(self::meta)])[1])")
 #: Title sources, in the order that breaks a tie between proposals with as many votes.
 TITLE_SOURCES = (
     "jsonld",
@@ -364,7 +362,6 @@ TITLE_SOURCES = (
     "sailthru",
     "parsely",
     "dc",
-    "microdata",
 )
 
 
@@ -384,7 +381,6 @@ def title_sources(
         "sailthru": fold(_first(meta.get("sailthru.title")) or ""),
         "parsely": fold(_first(meta.get("parsely-title")) or ""),
         "dc": fold(_first(meta.get("dc.title"), meta.get("dcterms.title")) or ""),
-        "microdata": fold(str(_MICRODATA_HEADLINE(root))),
     }
 
 

@@ -90,6 +90,18 @@ _INVISIBLE = frozenset({"script", "style", "noscript", "iframe", "ins", "templat
 NEIGHBOUR_STEPS = 4
 
 
+def _text_start(node: etree._Element, limit: int = 4 * PROBE) -> str:
+    """The first ``limit`` characters or so of ``node``'s text: enough for a probe, cheap on a big box."""
+    parts: list[str] = []
+    size = 0
+    for part in node.itertext():
+        parts.append(part)
+        size += len(part)
+        if size >= limit:
+            break
+    return " ".join("".join(parts).split())
+
+
 def _neighbour_line(element: etree._Element, forward: bool, line_index: dict[str, int]) -> int | None:
     """The extracted line held by the nearest sibling with text that is not a heading, if any."""
     node = element.getnext() if forward else element.getprevious()
@@ -97,7 +109,7 @@ def _neighbour_line(element: etree._Element, forward: bool, line_index: dict[str
         if node is None:
             return None
         tag = node.tag if isinstance(node.tag, str) else ""
-        text = "" if not tag or tag in _INVISIBLE else " ".join(node.text_content().split())
+        text = "" if not tag or tag in _INVISIBLE else _text_start(node)
         if text and tag not in _HEADINGS:
             return line_index.get(key(text)[:PROBE])
         node = node.getnext() if forward else node.getprevious()

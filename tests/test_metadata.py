@@ -186,8 +186,8 @@ def test_every_title_statement_votes() -> None:
     body = "<h1>Opinion expected after ICJ ends Gaza hearings</h1>" + BODY
     assert _meta(social + page, body=body).title == "ICJ ends hearings on Gaza aid"
     sailthru = '<meta name="sailthru.title" content="Opinion expected after ICJ ends Gaza hearings">'
-    microdata = '<p itemprop="headline"> Opinion expected after ICJ ends Gaza hearings </p>'
-    assert _meta(social + page + sailthru, body=microdata + body).title == (
+    parsely = '<meta name="parsely-title" content="Opinion expected after ICJ ends Gaza hearings">'
+    assert _meta(social + page + sailthru + parsely, body=body).title == (
         "Opinion expected after ICJ ends Gaza hearings"
     )
 
