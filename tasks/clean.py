@@ -27,7 +27,7 @@ from lxml import etree
 
 from tasks.boilerplate import PageContext, add_lead, clean_lines, is_prose, key
 from tasks.errors import PermanentError
-from tasks.html import parse
+from tasks.html import marker_words, parse
 from tasks.hydration import hydration_paragraphs
 from tasks.langid import LanguageGuess, detect_language, second_opinion
 from tasks.metadata import PageMetadata, extract_metadata
@@ -89,7 +89,6 @@ _FURNITURE_WORDS = frozenset(
 )
 #: A cheap first test on ``class`` and ``id`` before the words are checked.
 _FURNITURE_HINT = re.compile(r"omment|ewsletter|ubscri|ignup|romo|elated|bio")
-_WORD_SPLIT = re.compile(r"[^a-z]+")
 #: A box holding more text than this (characters) is a layout wrapper, not furniture.
 FURNITURE_MAX_CHARS = 3000
 
@@ -99,7 +98,7 @@ def furniture_lines(root: etree._Element) -> frozenset[str]:
     texts: set[str] = set()
     for box in root.iter("div", "section", "aside", "form"):
         names = f"{box.get('class') or ''} {box.get('id') or ''}"
-        if not _FURNITURE_HINT.search(names) or not set(_WORD_SPLIT.split(names.lower())) & _FURNITURE_WORDS:
+        if not _FURNITURE_HINT.search(names) or not marker_words(box) & _FURNITURE_WORDS:
             continue
         if len(box.text_content()) > FURNITURE_MAX_CHARS:
             continue

@@ -8,6 +8,7 @@ lxml decode it a second time (mojibake such as ``GÃ¤rten``).
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ _TEXT_SELECTOR = "p, h2, h3, li, blockquote"
 #: Containers whose text is never the article: page chrome and consent banners.
 _CHROME_TAGS = frozenset({"header", "footer", "nav", "aside", "form", "button", "figcaption", "noscript"})
 _CHROME_WORDS = ("cookie", "consent", "gdpr", "privacy", "newsletter", "banner", "modal", "popup")
+_MARKER_SPLIT = re.compile(r"[^a-z]+")
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 #: Paragraphs shorter than this are menus, buttons and labels.
 MIN_PARAGRAPH_CHARS = 40
@@ -95,6 +97,15 @@ def jsonld_objects(raw: str) -> Iterator[dict[str, Any]]:
                 nested = item.get(key)
                 if isinstance(nested, (dict, list)):
                     stack.insert(0, nested)
+
+
+def marker_words(element: etree._Element, with_id: bool = True) -> set[str]:
+    """The lower-case words of an element's ``class`` (and ``id``): ``e-byline__author`` gives
+    ``{"e", "byline", "author"}``. Words, not substrings: ``biology`` is not ``bio``."""
+    marker = element.get("class") or ""
+    if with_id:
+        marker = f"{marker} {element.get('id') or ''}"
+    return set(_MARKER_SPLIT.split(marker.lower())) - {""}
 
 
 def is_chrome(element: etree._Element) -> bool:

@@ -45,7 +45,7 @@ from urllib.parse import urljoin, urlsplit
 
 from lxml import etree
 
-from tasks.html import iter_jsonld
+from tasks.html import iter_jsonld, marker_words
 
 #: schema.org types whose object describes the article itself.
 _ARTICLE_TYPES = (
@@ -651,15 +651,15 @@ _BYLINE_CLASS_XPATH = etree.XPath(
     "//*[self::span or self::div or self::p or self::a or self::address]"
     "[contains(@class, 'uthor') or contains(@class, 'yline')]"
 )
-_CLASS_WORDS = re.compile(r"[\s_-]+")
 
 
 def _class_bylines(root: etree._Element) -> list[etree._Element]:
     """Short elements whose class has the word ``author`` or ``byline``, outside comments."""
     found = []
     for node in _BYLINE_CLASS_XPATH(root):
-        words = set(_CLASS_WORDS.split(node.get("class", "").lower()))
-        if not {"author", "byline"} & words or len(" ".join(node.text_content().split())) >= 80:
+        if not {"author", "byline"} & marker_words(node, with_id=False):
+            continue
+        if len(" ".join(node.text_content().split())) >= 80:
             continue
         if not any("comment" in (parent.get("class") or "") for parent in node.iterancestors()):
             found.append(node)
