@@ -365,11 +365,22 @@ TITLE_SOURCES = (
 )
 
 
+def h1_texts(root: etree._Element) -> list[str]:
+    """The text of every ``<h1>``, whitespace folded, in page order."""
+    return [" ".join(h1.text_content().split()) for h1 in root.iter("h1")]
+
+
 def title_sources(
-    root: etree._Element, meta: dict[str, list[str]], article: dict[str, Any]
+    root: etree._Element,
+    meta: dict[str, list[str]],
+    article: dict[str, Any],
+    h1s: list[str] | None = None,
 ) -> dict[str, str]:
-    """What each source gives as the title, as written (``""`` where a source is silent)."""
-    h1 = next((text for text in (" ".join(h1.text_content().split()) for h1 in root.iter("h1")) if text), "")
+    """What each source gives as the title, as written (``""`` where a source is silent).
+
+    ``h1s`` (from :func:`h1_texts`) saves a second scan when the caller has them already.
+    """
+    h1 = next((text for text in (h1_texts(root) if h1s is None else h1s) if text), "")
     title_element = root.find(".//title")
     return {
         "jsonld": fold(_first(article.get("headline")) or ""),
@@ -714,10 +725,20 @@ def _paywalled(article: dict[str, Any], meta: dict[str, list[str]]) -> bool | No
     return verdict
 
 
+def _site_names(meta: dict[str, list[str]], article: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """What the page calls its site, in order of trust: og:site_name, the JSON-LD publisher's
+    name, ``application-name``."""
+    publisher = article.get("publisher")
+    return (
+        meta.get("og:site_name"),
+        publisher.get("name") if isinstance(publisher, dict) else None,
+        meta.get("application-name"),
+    )
+
+
 def page_site_name(meta: dict[str, list[str]], article: dict[str, Any]) -> str | None:
     """The site's name: og:site_name, else the JSON-LD publisher's, else ``application-name``."""
-    publisher = article.get("publisher") if isinstance(article.get("publisher"), dict) else {}
-    return _first(meta.get("og:site_name"), (publisher or {}).get("name"), meta.get("application-name"))
+    return _first(*_site_names(meta, article))
 
 
 def extract_metadata(root: etree._Element, url: str | None = None) -> PageMetadata:
@@ -725,11 +746,11 @@ def extract_metadata(root: etree._Element, url: str | None = None) -> PageMetada
     meta = read_meta(root)
     objects = list(iter_jsonld(root))
     article = article_object(objects)
-    publisher = article.get("publisher") if isinstance(article.get("publisher"), dict) else {}
-    site_name = page_site_name(meta, article)
-    candidates = title_sources(root, meta, article)
-    h1s = [" ".join(h1.text_content().split()) for h1 in root.iter("h1")]
-    site = SiteNames.of(site_name, (publisher or {}).get("name"), meta.get("application-name"), url)
+    names = _site_names(meta, article)
+    site_name = _first(*names)
+    h1s = h1_texts(root)
+    candidates = title_sources(root, meta, article, h1s)
+    site = SiteNames.of(*names, url)
     jsonld_people, organizations = _jsonld_authors(article)
     people = choose_byline(
         site,
