@@ -8,18 +8,19 @@ README's settings table repeats; ``ingest settings`` prints the values in force.
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from config.stores import StoreSettings
 
 #: Redis used by workers and producers when ``INGEST_REDIS_URL`` is unset (``ingest run``
 #: starts an embedded Redis instead).
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, StoreSettings):
     """Runtime configuration, read from ``INGEST_*`` environment variables."""
 
     model_config = SettingsConfigDict(env_prefix="INGEST_", env_file=".env", extra="ignore", frozen=True)
@@ -34,17 +35,6 @@ class Settings(BaseSettings):
         default="ingest",
         description="Prefix of every Redis key and Celery queue name, so several deployments "
         "(or test runs) can share one Redis.",
-    )
-    postgres_dsn: str | None = Field(
-        default=None,
-        description="PostgreSQL DSN of the article store (upsert by id). Unset: no PostgreSQL store.",
-    )
-    postgres_table: str = Field(
-        default="articles", description="Table of the PostgreSQL store (created if missing)."
-    )
-    output_dir: Path = Field(
-        default=Path("ingest-output"),
-        description="Directory of the JSONL store: articles.jsonl and dead-letters.jsonl.",
     )
 
     # --- Fetching -------------------------------------------------------------------------
@@ -141,6 +131,13 @@ class Settings(BaseSettings):
     )
     time_limit: int = Field(
         default=150, description="Seconds before the worker process running a stage is killed."
+    )
+    visibility_timeout: int = Field(
+        default=3600,
+        ge=10,
+        description="Seconds before a Redis-broker message reserved by a worker that died (never "
+        "acknowledged) is handed out again. Must exceed the hard time limit plus the longest retry "
+        "countdown, or a waiting retry is delivered twice.",
     )
     cpu_concurrency: int | None = Field(
         default=None, description="Processes of a CPU worker. Unset: one per core."
@@ -263,6 +260,11 @@ class Settings(BaseSettings):
                 f"INGEST_TIME_LIMIT ({self.time_limit})"
             )
         return self
+
+    @property
+    def stream_name(self) -> str:
+        """Stream of the ``redis_stream`` store."""
+        return self.redis_stream or f"{self.key_prefix}:articles"
 
     @property
     def effective_redis_url(self) -> str:

@@ -17,16 +17,20 @@ from tasks.errors import PermanentError
 
 
 class BodyStore:
-    """Compressed page bodies under ``<prefix>:body:<record id>``, expiring after ``ttl`` seconds."""
+    """Compressed page bodies under ``<prefix>:body:<batch>:<record id>``, expiring after ``ttl`` seconds.
+
+    The batch is part of the key: the same URL in two live batches is fetched by each, and
+    one batch's publish must not delete the page the other one still needs.
+    """
 
     def __init__(self, client: redis.Redis, prefix: str, ttl: int) -> None:
         self._client = client
         self._prefix = prefix
         self._ttl = ttl
 
-    def put(self, record_id: str, html: str) -> str:
+    def put(self, batch: str, record_id: str, html: str) -> str:
         """Store the body and return its key."""
-        key = f"{self._prefix}:body:{record_id}"
+        key = f"{self._prefix}:body:{batch}:{record_id}"
         self._client.set(key, zlib.compress(html.encode("utf-8"), 1), ex=self._ttl)
         return key
 

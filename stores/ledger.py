@@ -51,6 +51,19 @@ class BatchStatus:
     stages: dict[str, int] = field(default_factory=dict)
     retries: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
+    committed: int = 0
+    """Outbox entries of the batch: its records and dead letters, each delivered to every store."""
+    delivered: dict[str, int] = field(default_factory=dict)
+    failed: dict[str, int] = field(default_factory=dict)
+    """Per store: entries it could not take, kept as dead letters naming it."""
+
+    def undelivered(self, store: str) -> int:
+        """Entries of the batch that ``store`` has neither written nor given up on yet."""
+        return max(self.committed - self.delivered.get(store, 0) - self.failed.get(store, 0), 0)
+
+    def delivered_to(self, stores: list[str]) -> bool:
+        """True when the batch is done and every entry reached (or failed for good at) each store."""
+        return self.done and all(self.undelivered(store) == 0 for store in stores)
 
     @property
     def accounted(self) -> int:
@@ -62,8 +75,8 @@ class BatchStatus:
         """True when every URL of the batch has its outcome."""
         return self.accounted >= self.total
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form, as ``ingest status --json`` prints it."""
+    def as_dict(self, stores: list[str] | None = None) -> dict[str, Any]:
+        """JSON-ready form, as ``ingest status --json`` prints it (``stores``: the configured ones)."""
         return {
             "batch": self.batch,
             "total": self.total,
@@ -75,6 +88,15 @@ class BatchStatus:
             "stages": self.stages,
             "retries": self.retries,
             "dead_letter_reasons": self.reasons,
+            "committed": self.committed,
+            "delivery": {
+                store: {
+                    "delivered": self.delivered.get(store, 0),
+                    "failed": self.failed.get(store, 0),
+                    "pending": self.undelivered(store),
+                }
+                for store in dict.fromkeys([*(stores or []), *sorted({*self.delivered, *self.failed})])
+            },
         }
 
 
@@ -87,25 +109,32 @@ class Ledger:
         self._ttl = ttl
         self._claim = client.register_script(_CLAIM_OUTCOME)
 
-    def _key(self, batch: str, *suffix: str) -> str:
+    @property
+    def ttl(self) -> int:
+        """Seconds a batch's keys are kept."""
+        return self._ttl
+
+    def batch_key(self, batch: str, *suffix: str) -> str:
+        """The key of the batch's hash (or of one of its parts: ``outcomes``, ``dead``)."""
         return ":".join((self._prefix, "batch", batch, *suffix))
+
 
     def open_batch(self, batch: str, total: int) -> None:
         """Record a new batch of ``total`` URLs (before any of its tasks is sent)."""
         now = time.time()
         pipe = self._client.pipeline()
-        pipe.hset(self._key(batch), mapping={"total": total, "created_at": now})
-        pipe.expire(self._key(batch), self._ttl)
+        pipe.hset(self.batch_key(batch), mapping={"total": total, "created_at": now})
+        pipe.expire(self.batch_key(batch), self._ttl)
         pipe.zadd(f"{self._prefix}:batches", {batch: now})
         pipe.execute()
 
     def stage_done(self, batch: str, stage: str) -> None:
         """Count one URL through ``stage``."""
-        self._client.hincrby(self._key(batch), f"stage:{stage}", 1)
+        self._client.hincrby(self.batch_key(batch), f"stage:{stage}", 1)
 
     def retried(self, batch: str, stage: str) -> None:
         """Count one retry of ``stage``."""
-        self._client.hincrby(self._key(batch), f"retry:{stage}", 1)
+        self._client.hincrby(self.batch_key(batch), f"retry:{stage}", 1)
 
     def count_delivery(self, task_id: str, retries: int) -> int:
         """How many times this exact task message (id, retry number) was delivered."""
@@ -120,13 +149,13 @@ class Ledger:
         """Atomically give the URL its one outcome; False if it already has one."""
         if outcome not in OUTCOMES or outcome == "dead":
             raise ValueError(f"use claim_dead_letter for {outcome!r}")
-        keys = [self._key(batch, "outcomes"), self._key(batch), self._key(batch, "dead")]
+        keys = [self.batch_key(batch, "outcomes"), self.batch_key(batch), self.batch_key(batch, "dead")]
         return bool(self._claim(keys=keys, args=[record_id, outcome, self._ttl, "", ""]))
 
     def claim_dead_letter(self, letter: DeadLetter) -> bool:
         """Atomically end the URL as a dead letter; False if it already has an outcome."""
         batch = letter.batch
-        keys = [self._key(batch, "outcomes"), self._key(batch), self._key(batch, "dead")]
+        keys = [self.batch_key(batch, "outcomes"), self.batch_key(batch), self.batch_key(batch, "dead")]
         args: list[str | int] = [
             letter.id or letter.url,
             "dead",
@@ -136,14 +165,28 @@ class Ledger:
         ]
         return bool(self._claim(keys=keys, args=args))
 
+    def forget_dead_letter(self, letter: DeadLetter) -> None:
+        """Take a re-driven letter out of its batch (counted there as ``redriven``)."""
+        if self._client.hdel(self.batch_key(letter.batch, "dead"), letter.id or letter.url):
+            self._client.hincrby(self.batch_key(letter.batch), "redriven", 1)
+
+    def store_redelivered(self, batch: str, store: str) -> None:
+        """A store's dead letter of this batch was written after all (``ingest retry-dead --store``)."""
+        key = self.batch_key(batch)
+        if self._client.exists(key):
+            pipe = self._client.pipeline()
+            pipe.hincrby(key, f"failed:{store}", -1)
+            pipe.hincrby(key, f"delivered:{store}", 1)
+            pipe.execute()
+
     def dead_letters(self, batch: str) -> list[DeadLetter]:
         """The batch's dead letters, as kept in Redis."""
-        raw = self._client.hvals(self._key(batch, "dead"))
+        raw = self._client.hvals(self.batch_key(batch, "dead"))
         return [DeadLetter.model_validate_json(item) for item in raw]
 
     def status(self, batch: str) -> BatchStatus | None:
         """The batch's counts, or None if no such batch is known (or it expired)."""
-        raw = self._client.hgetall(self._key(batch))
+        raw = self._client.hgetall(self.batch_key(batch))
         if not raw:
             return None
         fields = {as_text(key): as_text(value) for key, value in raw.items()}
@@ -157,7 +200,10 @@ class Ledger:
             "stage": status.stages,
             "retry": status.retries,
             "reason": status.reasons,
+            "delivered": status.delivered,
+            "failed": status.failed,
         }
+        status.committed = int(fields.get("outbox", 0))
         for name, value in fields.items():
             kind, _, item = name.partition(":")
             if kind in groups and item:

@@ -28,7 +28,10 @@ REASONS: dict[str, str] = {
     "to assume everything is disallowed meanwhile.",
     "no_text": "No article text could be extracted from the page.",
     "body_expired": "The fetched body expired from Redis before a later stage read it.",
-    "store_error": "A downstream store (PostgreSQL) was unavailable on every retry.",
+    "store_error": "A store was unavailable for longer than the outbox keeps records "
+    "(`INGEST_OUTBOX_RETENTION`); the dead letter names the store.",
+    "store_rejected": "A store refused the record for good (e.g. the webhook answered 4xx); "
+    "the dead letter names the store.",
     "worker_lost": "The task killed its worker process on every delivery.",
     "internal_error": "An unexpected error in a stage (a bug); see `error`.",
 }

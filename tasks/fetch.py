@@ -436,7 +436,7 @@ def fetch_one(task: StageTask, job: Job, *, booked: bool, retries: int) -> Job:
         page = fetcher_for(task.settings).fetch(job.record.url, job.record.id, booked=booked)
     except HostBusy as busy:
         defer(job, busy, task.settings, retries)
-    body_key = task.bodies.put(job.record.id, page.html)
+    body_key = task.bodies.put(job.batch, job.record.id, page.html)
     record = job.record.model_copy(
         update={
             "final_url": page.final_url,

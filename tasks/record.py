@@ -134,3 +134,8 @@ class DeadLetter(BaseModel):
     error: str = Field(description="Human-readable detail of the last error.")
     attempts: int = Field(ge=1, description="Tries of the failing stage, retries included.")
     failed_at: datetime
+    store: str | None = Field(
+        default=None,
+        description="For a record that a store could not take (stage `deliver`): that store's name "
+        "(`jsonl`, `postgres`, `redis_stream`, `webhook`). Null for a URL that failed in the pipeline.",
+    )

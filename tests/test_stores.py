@@ -21,7 +21,7 @@ from tasks.record import ArticleRecord, DeadLetter
 def test_body_round_trip_and_expiry(settings: Settings, redis_client: redis.Redis) -> None:
     store = BodyStore(redis_client, settings.key_prefix, ttl=60)
     html = "<html><body><p>Sergueï Lavrov, Qaïda, 東京</p></body></html>" * 200
-    key = store.put("abc", html)
+    key = store.put("b1", "abc", html)
     assert store.get(key) == html
     assert len(redis_client.get(key) or b"") < len(html.encode()) / 5  # stored compressed
     assert 0 < redis_client.ttl(key) <= 60

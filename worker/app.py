@@ -44,7 +44,7 @@ def create_app(settings: Settings) -> Celery:
         broker_transport_options={
             # A task not acked within this many seconds is redelivered; it must exceed
             # the longest retry countdown plus the hard time limit.
-            "visibility_timeout": 3600,
+            "visibility_timeout": settings.visibility_timeout,
         },
         task_serializer="json",
         result_serializer="json",

@@ -119,7 +119,7 @@ def _run_job(
 
     store = JsonlStore(out)
     for path in (store.articles_path, store.dead_letters_path):
-        path.write_bytes(b"")  # both files exist after a run, even when one stays empty
+        path.touch()  # both files exist after a run, even when one stays empty; never emptied
     with ExitStack() as stack:
         redis_url = base.redis_url
         if redis_url is None:
@@ -129,6 +129,7 @@ def _run_job(
             err.print("[dim]started an embedded Redis (set INGEST_REDIS_URL to use your own)[/dim]")
         settings = base.model_copy(update={"redis_url": redis_url, "output_dir": out.resolve()})
         _check_redis(settings)
+        _check_stores(settings)
         env = {
             **os.environ,
             **worker_env,
@@ -142,6 +143,7 @@ def _run_job(
             spawn_worker(
                 "cpu", env, log_file, cpu_workers or settings.cpu_concurrency or os.cpu_count() or 1
             ),
+            spawn_worker("deliver", env, log_file),
         ]
         stack.callback(stop_workers, workers)
         from worker.producer import enqueue
@@ -151,8 +153,8 @@ def _run_job(
         err.print(f"batch [bold]{result.batch}[/bold]: {_enqueue_summary(result)}")
         status = _wait_for_batch(settings, result.batch, workers, timeout, log_path)
         elapsed = time.monotonic() - started
-    _print_summary(status.as_dict(), store, elapsed)
-    if not status.done:
+    _print_summary(status.as_dict(settings.store_names), store, elapsed)
+    if not status.delivered_to(settings.store_names):
         raise typer.Exit(1)
 
 
@@ -183,8 +185,11 @@ def _wait_for_batch(
             assert status is not None
             outcomes = status.outcomes
             detail = " ".join(f"{name}={outcomes.get(name, 0)}" for name in OUTCOMES if outcomes.get(name))
+            waiting = {name: status.undelivered(name) for name in settings.store_names}
+            if status.done and any(waiting.values()):
+                detail += " delivering: " + " ".join(f"{n}={c}" for n, c in waiting.items() if c)
             progress.update(task, completed=status.accounted, detail=detail)
-            if status.done:
+            if status.delivered_to(settings.store_names):
                 return status
             dead = [process for process in workers if process.poll() is not None]
             if dead:
@@ -216,6 +221,10 @@ def _batch_table(row: dict[str, Any]) -> Table:
         retries = row["retries"].get(stage)
         note = f" ({retries} retries)" if retries else ""
         table.add_row(f"through {stage}", f"{row['stages'].get(stage, 0)}{note}")
+    for store, counts in row.get("delivery", {}).items():
+        failed = f", {counts['failed']} dead letters" if counts["failed"] else ""
+        waiting = f", {counts['pending']} waiting" if counts["pending"] else ""
+        table.add_row(f"stored in {store}", f"{counts['delivered']} of {row['committed']}{failed}{waiting}")
     return table
 
 
@@ -227,6 +236,14 @@ def _print_summary(row: dict[str, Any], store: JsonlStore, elapsed: float) -> No
     table.add_row("articles", str(store.articles_path))
     table.add_row("dead letters", str(store.dead_letters_path))
     err.print(table)
+
+
+def _check_stores(settings: Settings) -> None:
+    try:
+        settings.store_names  # noqa: B018 - validates INGEST_STORES
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
 
 
 def _enqueue_summary(result: EnqueueResult) -> str:
@@ -333,21 +350,25 @@ def status(
             f"[red]error:[/red] no batch {batch!r} in {settings.effective_redis_url} (unknown or expired)"
         )
         raise typer.Exit(1)
-    rows = [item.as_dict() for item in found if item is not None]
+    rows = [item.as_dict(settings.store_names) for item in found if item is not None]
     if as_json:
         typer.echo(json.dumps(rows[0] if batch else rows, indent=2))
         return
     if batch:
         Console().print(_batch_table(rows[0]))
         return
-    table = Table("batch", "URLs", "pending", "published", "duplicate", "dead")
+    from stores.ledger import OUTCOMES
+
+    table = Table("batch", "URLs", "pending", *OUTCOMES, "not yet stored")
     for row in rows:
         outcomes = row["outcomes"]
+        waiting = sum(counts["pending"] for counts in row["delivery"].values())
         table.add_row(
             row["batch"],
             str(row["total"]),
             str(row["pending"]),
-            *(str(outcomes[name]) for name in ("published", "duplicate", "dead")),
+            *(str(outcomes[name]) for name in OUTCOMES),
+            str(waiting),
         )
     Console().print(table)
 
@@ -412,6 +433,11 @@ def show_settings(
         default = json.dumps(field.default, default=str) if field.default is not None else "unset"
         meaning = (field.description or "").replace("|", "\\|")
         typer.echo(f"| `INGEST_{name.upper()}` | `{default}` | {meaning} |")
+
+
+from worker import cli_stores  # noqa: E402  - registers deliver, retry-dead, replay on `cli`
+
+__all__ = ["cli", "cli_stores", "main"]
 
 
 def main() -> None:

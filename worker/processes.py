@@ -14,7 +14,13 @@ from typing import IO
 def spawn_worker(
     queue: str, env: Mapping[str, str], log_file: IO[bytes], concurrency: int | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start ``ingest worker --queues QUEUE`` in its own process group."""
+    """Start ``ingest worker --queues QUEUE`` (or ``ingest deliver`` for ``deliver``) in its own
+    process group."""
+    if queue == "deliver":
+        command = [sys.executable, "-m", "worker", "deliver"]
+        return subprocess.Popen(
+            command, env=dict(env), stdout=log_file, stderr=log_file, start_new_session=True
+        )
     command = [sys.executable, "-m", "worker", "worker", "--queues", queue]
     if concurrency is not None:
         command += ["--concurrency", str(concurrency)]

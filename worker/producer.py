@@ -27,6 +27,7 @@ from tasks.record import ArticleRecord, Job, record_id
 from tasks.urls import canonicalize_url
 from worker.app import app, broker_url
 from worker.pipeline import bundle_jobs, bundle_size, send_fetch
+from worker.stage import outbox_for
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,8 @@ def enqueue(urls: Iterable[str], settings: Settings | None = None, batch: str | 
     marks = SeenUrls(client, settings.key_prefix, settings.seen_ttl).lookup(list(canonical.values()))
     seen = {rid for rid, mark in zip(canonical, marks, strict=True) if mark is not None}
     ledger = Ledger(client, settings.key_prefix, settings.batch_ttl)
+    # Before anything can be committed: every configured store's group must see it.
+    outbox_for(settings, ledger).ensure_groups(settings.store_names)
     ledger.open_batch(batch, len(jobs))
     for rid in seen:
         ledger.claim_outcome(batch, rid, "seen")

@@ -28,8 +28,8 @@ from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
 
 from config import Settings, get_settings
 from stores.bodies import BodyStore
-from stores.jsonl import JsonlStore
 from stores.ledger import Ledger
+from stores.outbox import Outbox
 from stores.redis_client import client_for
 from stores.validators import ValidatorStore
 from tasks.errors import IngestError, StopPipeline, TransientError
@@ -66,9 +66,20 @@ class StageTask(Task):
         )
 
     @cached_property
-    def jsonl(self) -> JsonlStore:
-        """The JSONL store."""
-        return JsonlStore(self.settings.output_dir)
+    def outbox(self) -> Outbox:
+        """Where finished records and dead letters are committed for the stores."""
+        return outbox_for(self.settings, self.ledger)
+
+
+def outbox_for(settings: Settings, ledger: Ledger) -> Outbox:
+    """The outbox of these settings."""
+    return Outbox(
+        client_for(settings),
+        settings.key_prefix,
+        ledger,
+        settings.outbox_retention,
+        claim_idle=settings.delivery_claim_idle,
+    )
 
 
 #: What a stage does with a transient error it may still retry: send the job again in
@@ -165,7 +176,7 @@ def _attempt(
 
 
 def dead_letter(task: StageTask, job: Job, stage: str, reason: str, error: str, attempts: int) -> None:
-    """End the job's URL as one dead letter (in Redis and in dead-letters.jsonl)."""
+    """End the job's URL as one dead letter: in the ledger and, for the stores, in the outbox."""
     letter = DeadLetter(
         id=job.record.id,
         url=job.record.url,
@@ -176,8 +187,7 @@ def dead_letter(task: StageTask, job: Job, stage: str, reason: str, error: str, 
         attempts=attempts,
         failed_at=datetime.now(UTC),
     )
-    if task.ledger.claim_dead_letter(letter):
-        task.jsonl.write_dead_letter(letter)
+    if task.outbox.commit_dead_letter(letter):
         task.validators.forget(job.record.id)
         log.warning("stage.dead_letter", reason=reason, error=error[:500], attempts=attempts)
     if job.body_key:

@@ -35,10 +35,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
 def running_workers(
     settings: Settings,
     log_dir: Path,
-    queues: tuple[str, ...] = ("fetch", "cpu"),
+    queues: tuple[str, ...] = ("fetch", "cpu", "deliver"),
     concurrency: dict[str, int] | None = None,
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Start one ``ingest worker`` process per queue; stop them (warm, then kill) on exit."""
+    """Start one ``ingest worker`` process per queue (and ``ingest deliver`` for ``deliver``);
+    stop them (warm, then kill) on exit."""
     log_dir.mkdir(parents=True, exist_ok=True)
     env = settings_env(settings)
     processes: list[subprocess.Popen[bytes]] = []
@@ -55,8 +56,11 @@ def running_workers(
             log.close()
 
 
-def wait_for_batch(settings: Settings, batch: str, timeout: float = 120.0) -> dict[str, object]:
-    """Poll the ledger until every URL of ``batch`` has an outcome; the final status."""
+def wait_for_batch(
+    settings: Settings, batch: str, timeout: float = 120.0, delivered: bool = True
+) -> dict[str, object]:
+    """Poll the ledger until every URL of ``batch`` has an outcome and (``delivered``) every
+    configured store has taken each of its records and dead letters; the final status."""
     from stores.ledger import Ledger
     from stores.redis_client import client_for
 
@@ -65,7 +69,8 @@ def wait_for_batch(settings: Settings, batch: str, timeout: float = 120.0) -> di
     while True:
         status = ledger.status(batch)
         if status is not None and status.done:
-            return status.as_dict()
+            if not delivered or status.delivered_to(settings.store_names):
+                return status.as_dict()
         if time.monotonic() > deadline:
             raise TimeoutError(f"batch {batch} not done after {timeout}s: {status and status.as_dict()}")
         time.sleep(0.2)
