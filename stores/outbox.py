@@ -174,7 +174,11 @@ class Outbox:
             self.key,
         ]
         args: list[str | int] = [
-            letter.id or letter.url, self._ledger.ttl, letter.model_dump_json(), letter.reason, batch
+            letter.id or letter.url,
+            self._ledger.ttl,
+            letter.model_dump_json(),
+            letter.reason,
+            batch,
         ]
         return bool(self._commit_dead(keys=keys, args=args))
 
@@ -202,7 +206,8 @@ class Outbox:
         if entries:
             return entries
         return self._claim_stale(group, consumer, count) or _entries(
-            self._client.xreadgroup(group, consumer, {self.key: ">"}, count=count, block=block_ms)
+            # BLOCK 0 would wait forever: no wait asked means no BLOCK at all.
+            self._client.xreadgroup(group, consumer, {self.key: ">"}, count=count, block=block_ms or None)
         )
 
     def _claim_stale(self, group: str, consumer: str, count: int) -> list[Delivery]:

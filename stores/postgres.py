@@ -1,22 +1,17 @@
 """The PostgreSQL store: one row per article, upserted by ``id`` in batches.
 
-Idempotent: a batch handed over again after a crash (see :mod:`stores.base`) rewrites
-nothing. ``ON CONFLICT (id) DO UPDATE ... WHERE content_hash IS DISTINCT FROM`` skips a
-re-published record whose text did not change, so its row, ``updated_at`` and ``xmin`` stay
-as they were; a changed text replaces the row.
+Idempotent: a batch handed over again after a crash rewrites nothing, since the upsert's
+``WHERE content_hash IS DISTINCT FROM`` leaves a record with unchanged text (row, ``updated_at``,
+``xmin``) alone; a changed text replaces the row. Migrated, not recreated: ``{table}_schema_version``
+lists the steps of :func:`migrations` applied, each once, in order, under
+``pg_advisory_xact_lock(hashtext(table))`` (the old code's lock). Step 1 is the schema the
+store used to create, so an existing table is recognised and converted in place.
 
-Migrated, not recreated: ``{table}_schema_version`` (``version``, ``description``,
-``applied_at``) lists the applied steps of :func:`migrations`, each run once, in order,
-under ``pg_advisory_xact_lock(hashtext(table))`` (the old code's lock, so old and new
-workers starting together serialise). Step 1 is the schema the store used to create
-(``published_at text``), so an existing table is recognised and converted in place.
-
-Typed columns, worth querying: ``published_at``/``modified_at timestamptz`` (parsed here
-from the record's ISO 8601; naive means UTC, unparseable NULL; the raw strings stay in
-``record``), ``authors text[]``, ``entities jsonb`` (GIN ``jsonb_path_ops``: query with
-``entities @> '[{"key": "..."}]'``) and ``tsv``, a stored generated ``tsvector`` of title (A),
-description (B) and text (C) in ``ts_config``, the text-search configuration of the
-record's language (``simple`` where the server has none): ``tsv @@ to_tsquery(ts_config, ...)``.
+Typed columns, to query: ``published_at``/``modified_at timestamptz`` (from the record's ISO
+8601, naive = UTC, unparseable = NULL; the raw strings stay in ``record``), ``authors text[]``,
+``entities jsonb`` (GIN ``jsonb_path_ops``: ``entities @> '[{"key": "..."}]'``) and ``tsv``, a
+generated ``tsvector`` of title (A), description (B) and text (C) in ``ts_config``, the
+text-search configuration of the record's language or ``simple``: ``tsv @@ to_tsquery(ts_config, ...)``.
 """
 
 from __future__ import annotations
@@ -35,12 +30,12 @@ from stores.base import Delivery, StoreUnavailable, WriteResult
 
 #: ISO 639-1 code -> PostgreSQL text-search configuration (used only where the server has it).
 TS_CONFIGS = {
-    "ar": "arabic", "ca": "catalan", "da": "danish", "de": "german", "el": "greek",
-    "en": "english", "es": "spanish", "eu": "basque", "fi": "finnish", "fr": "french",
-    "ga": "irish", "hi": "hindi", "hu": "hungarian", "hy": "armenian", "id": "indonesian",
-    "it": "italian", "lt": "lithuanian", "ne": "nepali", "nl": "dutch", "no": "norwegian",
-    "nb": "norwegian", "pt": "portuguese", "ro": "romanian", "ru": "russian", "sr": "serbian",
-    "sv": "swedish", "ta": "tamil", "tr": "turkish", "yi": "yiddish",
+    "ar": "arabic", "ca": "catalan", "da": "danish", "de": "german", "el": "greek", "en": "english",
+    "es": "spanish", "eu": "basque", "fi": "finnish", "fr": "french", "ga": "irish", "hi": "hindi",
+    "hu": "hungarian", "hy": "armenian", "id": "indonesian", "it": "italian", "lt": "lithuanian",
+    "ne": "nepali", "nl": "dutch", "no": "norwegian", "nb": "norwegian", "pt": "portuguese",
+    "ro": "romanian", "ru": "russian", "sr": "serbian", "sv": "swedish", "ta": "tamil", "tr": "turkish",
+    "yi": "yiddish",
 }  # fmt: skip
 
 #: Step 1: exactly the schema the store created before it had migrations.
@@ -80,7 +75,8 @@ ALTER TABLE {table}
     ADD COLUMN tsv tsvector GENERATED ALWAYS AS (
         setweight(to_tsvector(ts_config, coalesce(title, '')), 'A')
         || setweight(to_tsvector(ts_config, coalesce(record->>'description', '')), 'B')
-        || setweight(to_tsvector(ts_config, coalesce(record->>'text', '')), 'C')) STORED;
+        || setweight(to_tsvector(ts_config, left(coalesce(record->>'text', ''), 200000)), 'C'))
+        STORED;
 UPDATE {table} SET
     modified_at = pg_temp.ingest_timestamptz(record->>'modified_at'),
     authors = ARRAY(SELECT jsonb_array_elements_text(CASE jsonb_typeof(record->'authors')
@@ -98,11 +94,19 @@ DROP FUNCTION pg_temp.ingest_timestamptz(text);
 
 COLUMNS = ("id", "url", "final_url", "title", "language", "published_at", "modified_at", "authors",
            "content_hash", "duplicate_of", "fetched_at", "entities", "ts_config", "record")  # fmt: skip
-CASTS = ("text", "text", "text", "text", "text", "timestamptz", "timestamptz", "text[]",
-         "text", "text", "timestamptz", "jsonb", "regconfig", "jsonb")  # fmt: skip
 
-#: Rows are COPYed into this session's staging table, then upserted from it in one statement.
-STAGE = "CREATE TEMP TABLE IF NOT EXISTS {stage} ({definitions}) ON COMMIT DELETE ROWS"
+#: Rows are COPYed into this session's staging table (its columns are COLUMNS), then upserted.
+STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS {stage} (id text, url text, final_url text, title text, language text,
+    published_at timestamptz, modified_at timestamptz, authors text[], content_hash text,
+    duplicate_of text, fetched_at timestamptz, entities jsonb, ts_config regconfig, record jsonb)
+ON COMMIT DELETE ROWS
+"""
+
+VERSIONS = """
+CREATE TABLE IF NOT EXISTS {versions} (version integer PRIMARY KEY, description text NOT NULL,
+                                       applied_at timestamptz NOT NULL DEFAULT now())
+"""
 
 #: The NOT EXISTS skips unchanged rows early (their tsvector is never computed); the
 #: ON CONFLICT ... WHERE is what guarantees an unchanged row is never rewritten.
@@ -126,6 +130,11 @@ def migrations(table: str) -> list[tuple[str, sql.Composed]]:
         ("typed dates, authors, entities, full-text search",
          sql.SQL(SCHEMA_V2).format(table=ident, configs=configs, **names)),
     ]  # fmt: skip
+
+
+def _text(value: Any) -> str | None:
+    """A text column's value: None or str as they are, anything else as JSON."""
+    return value if value is None or isinstance(value, str) else json.dumps(value)
 
 
 def parse_moment(value: Any) -> datetime | None:
@@ -156,15 +165,9 @@ class PostgresStore:
         self._lock = threading.Lock()
         self._connections: set[psycopg.Connection[Any]] = set()
         self._schema_ready = False
-        stage = sql.Identifier(f"{self.table}_stage")
+        stage = sql.Identifier("pg_temp", f"{self.table}_stage")
         columns = sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
-        self._stage = sql.SQL(STAGE).format(
-            stage=stage,
-            definitions=sql.SQL(", ").join(
-                sql.SQL("{} {}").format(sql.Identifier(column), sql.SQL(cast))
-                for column, cast in zip(COLUMNS, CASTS, strict=True)
-            ),
-        )
+        self._stage = sql.SQL(STAGE).format(stage=stage)
         self._copy = sql.SQL("COPY {} ({}) FROM STDIN").format(stage, columns)
         self._upsert = sql.SQL(UPSERT).format(
             table=self._ident,
@@ -190,7 +193,7 @@ class PostgresStore:
         try:
             self._execute(conn, list(rows.values()))
         except psycopg.Error as exc:
-            self._raise_if_unavailable(conn, exc)
+            self._raise_unless_record_level(conn, exc)
             failed = self._one_by_one(conn, rows)
             rejected.update({d.entry_id: failed[d.record_id] for d in deliveries if d.record_id in failed})
         written = [delivery.entry_id for delivery in deliveries if delivery.entry_id not in rejected]
@@ -202,11 +205,12 @@ class PostgresStore:
             try:
                 self._execute(conn, [row])
             except psycopg.Error as exc:
-                self._raise_if_unavailable(conn, exc)
+                self._raise_unless_record_level(conn, exc)
                 failed[record_id] = f"PostgreSQL refused the record: {type(exc).__name__}: {exc}"
         return failed
 
     def _execute(self, conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]]) -> None:
+        """COPY the rows into the session's staging table, upsert from it, in one transaction."""
         if rows:
             with conn.transaction(), conn.cursor() as cursor:
                 with cursor.copy(self._copy) as copy:
@@ -216,30 +220,31 @@ class PostgresStore:
 
     def _row(self, delivery: Delivery) -> tuple[Any, ...]:
         doc = delivery.document
-        language = doc.get("language")
-        code = language.split("-")[0].split("_")[0].lower() if isinstance(language, str) else ""
-        authors = doc.get("authors") or []
+        language = _text(doc.get("language"))
+        code = re.split(r"[-_]", language)[0].lower() if language else ""
+        authors = doc.get("authors")
         return (
-            delivery.record_id, doc.get("url"), doc.get("final_url"), doc.get("title"), language,
-            parse_moment(doc.get("published_at")), parse_moment(doc.get("modified_at")),
+            delivery.record_id, _text(doc.get("url")), _text(doc.get("final_url")), _text(doc.get("title")),
+            language, parse_moment(doc.get("published_at")), parse_moment(doc.get("modified_at")),
             [str(author) for author in authors] if isinstance(authors, list) else [],
-            doc.get("content_hash"), doc.get("duplicate_of"), parse_moment(doc.get("fetched_at")),
+            _text(doc.get("content_hash")), _text(doc.get("duplicate_of")),
+            parse_moment(doc.get("fetched_at")),
             json.dumps(doc.get("entities") or [], ensure_ascii=False),
             self._local.configs.get(code, "simple"), delivery.payload,
         )  # fmt: skip
 
-    def _raise_if_unavailable(self, conn: psycopg.Connection[Any], exc: psycopg.Error) -> None:
-        """Connection-level trouble: drop the connection and let the caller retry the batch.
-
-        An OperationalError of class 54 (program limit exceeded, e.g. a tsvector over 1 MB)
-        belongs to one record, like a DataError, and is not a reason to retry.
-        """
-        connection_level = isinstance(exc, psycopg.InterfaceError) or (
-            isinstance(exc, psycopg.OperationalError) and not (exc.sqlstate or "").startswith("54")
-        )
-        if connection_level or conn.broken or conn.closed:
-            self._drop()
-            raise StoreUnavailable(f"PostgreSQL unavailable: {type(exc).__name__}: {exc}") from exc
+    def _raise_unless_record_level(self, conn: psycopg.Connection[Any], exc: psycopg.Error) -> None:
+        """Raise StoreUnavailable (the batch is retried) unless one record is to blame: a
+        DataError, an IntegrityError (no url), a program limit (class 54). Anything else is the
+        store's: connection lost, table dropped, privilege missing (the next connection migrates)."""
+        record_level = isinstance(exc, psycopg.DataError | psycopg.IntegrityError) or (
+            exc.sqlstate or ""
+        ).startswith("54")
+        if record_level and not conn.broken and not conn.closed:
+            return
+        self._drop()
+        self._schema_ready = False
+        raise StoreUnavailable(f"PostgreSQL unavailable: {type(exc).__name__}: {exc}") from exc
 
     def _connection(self) -> psycopg.Connection[Any]:
         conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
@@ -269,14 +274,15 @@ class PostgresStore:
         """Apply the steps not yet applied, once, while holding the table's advisory lock."""
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.table,))
-            conn.execute(
-                sql.SQL(
-                    "CREATE TABLE IF NOT EXISTS {} (version integer PRIMARY KEY, description text NOT NULL,"
-                    " applied_at timestamptz NOT NULL DEFAULT now())"
-                ).format(self._versions)
-            )
-            row = conn.execute(sql.SQL("SELECT max(version) FROM {}").format(self._versions)).fetchone()
+            conn.execute(sql.SQL(VERSIONS).format(versions=self._versions))
+            row = conn.execute(
+                sql.SQL("SELECT max(version), to_regclass(%s) IS NULL FROM {}").format(self._versions),
+                (self.table,),
+            ).fetchone()
             applied = (row[0] if row else None) or 0
+            if applied and row and row[1]:  # the table was dropped, its version rows were not
+                conn.execute(sql.SQL("DELETE FROM {}").format(self._versions))
+                applied = 0
             for version, (description, step) in enumerate(migrations(self.table), start=1):
                 if version > applied:
                     conn.execute(step)
@@ -285,13 +291,15 @@ class PostgresStore:
 
     def schema_version(self) -> int:
         """The latest migration applied to the table (after migrating it if needed)."""
-        row = self._connection().execute(sql.SQL("SELECT max(version) FROM {}").format(self._versions))
-        return int((row.fetchone() or [0])[0] or 0)
+        return int(self._scalar(sql.SQL("SELECT max(version) FROM {}").format(self._versions)) or 0)
 
     def count(self) -> int:
         """Rows in the table (for tests and benchmarks)."""
-        row = self._connection().execute(sql.SQL("SELECT count(*) FROM {}").format(self._ident)).fetchone()
-        return int(row[0]) if row else 0
+        return int(self._scalar(sql.SQL("SELECT count(*) FROM {}").format(self._ident)))
+
+    def _scalar(self, query: sql.Composed) -> Any:
+        row = self._connection().execute(query).fetchone()
+        return row[0] if row else None
 
     def _drop(self) -> None:
         """Forget (and close) this thread's connection."""

@@ -101,21 +101,30 @@ class RedisStreamStore:
         """
         records = [delivery for delivery in deliveries if delivery.kind == "record"]
         if records:
+            calls = [self._call(chunk) for chunk in _chunks(records)]
             try:
-                pipe = self.client.pipeline(transaction=False)
-                for chunk in _chunks(records):
-                    keys = [self.stream, *(self.marker_key(delivery) for delivery in chunk)]
-                    args: list[str | int] = [self.maxlen, self.marker_ttl]
-                    for delivery in chunk:
-                        args += [delivery.record_id, delivery.payload]
-                    self._append(keys=keys, args=args, client=pipe)
-                self.added += sum(int(added) for added in pipe.execute())
+                if len(calls) == 1:  # the usual batch: one EVALSHA, one round trip
+                    replies = [self._append(keys=calls[0][0], args=calls[0][1])]
+                else:  # a pipeline also checks SCRIPT EXISTS first: one more round trip
+                    pipe = self.client.pipeline(transaction=False)
+                    for keys, args in calls:
+                        self._append(keys=keys, args=args, client=pipe)
+                    replies = pipe.execute()
+                self.added += sum(int(added) for added in replies)
             except redis.RedisError as exc:
                 # Down, timing out, loading, read-only after a failover, out of memory, or
                 # misconfigured (the key is not a stream): the outbox keeps the batch and
                 # retries; the markers make a partly written batch safe to write again.
                 raise StoreUnavailable(f"redis_stream {self.stream}: {exc}") from exc
         return WriteResult.all_written(deliveries)
+
+    def _call(self, chunk: Sequence[Delivery]) -> tuple[list[str], list[str | int]]:
+        """Keys and arguments of the script call appending ``chunk``."""
+        keys = [self.stream, *(self.marker_key(delivery) for delivery in chunk)]
+        args: list[str | int] = [self.maxlen, self.marker_ttl]
+        for delivery in chunk:
+            args += [delivery.record_id, delivery.payload]
+        return keys, args
 
     def close(self) -> None:
         """Nothing to release: the client is the caller's (often shared by the process)."""
@@ -124,7 +133,8 @@ class RedisStreamStore:
 def content_hash_of(payload: str) -> str:
     """The record's ``content_hash`` ("" when null or absent), read without parsing the record.
 
-    Parsing 5 kB of JSON per record was half the cost of a write (60 us of 110 us). A JSON
+    Parsing each 5 kB record for it halved the write rate (5,400 against 11,000+ records/s
+    in batches of 200, on a 2-core machine with Redis on loopback). A JSON
     string cannot hold an unescaped ``"``, so ``"content_hash":`` occurs only as a key; when
     it occurs once (an ``ArticleRecord`` always has it at the top level) the value after it
     is the record's. Anything else falls back to parsing.

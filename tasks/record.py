@@ -139,3 +139,17 @@ class DeadLetter(BaseModel):
         description="For a record that a store could not take (stage `deliver`): that store's name "
         "(`jsonl`, `postgres`, `redis_stream`, `webhook`). Null for a URL that failed in the pipeline.",
     )
+
+
+def json_schema() -> dict[str, object]:
+    """The JSON Schema of the record, with the dead letter under ``$defs`` (``ingest schema``).
+
+    Committed as ``schema/record.schema.json``; ``tests/test_schema.py`` keeps the two equal
+    and validates what the pipeline emits against the committed file.
+    """
+    document: dict[str, object] = ArticleRecord.model_json_schema()
+    defs = document.get("$defs")
+    letter = DeadLetter.model_json_schema()
+    document["$defs"] = {**(defs if isinstance(defs, dict) else {}), "DeadLetter": letter}
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return document

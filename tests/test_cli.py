@@ -32,21 +32,52 @@ def test_run_on_embedded_redis_accounts_for_every_url(tmp_path: Path) -> None:
         urls_file = tmp_path / "urls.txt"
         urls_file.write_text("# sample\n" + "\n".join(urls) + "\n\n", encoding="utf-8")
         out = tmp_path / "out"
-        completed = subprocess.run(
-            [*INGEST, "run", str(urls_file), "--out", str(out), "--timeout", "240"],
-            env=_user_env(INGEST_FETCH_ALLOW_PRIVATE="true"),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            cwd=tmp_path,
-        )
-    assert completed.returncode == 0, completed.stderr[-3000:]
-    assert "embedded Redis" in completed.stderr
+        runs = [_run(urls_file, out, _user_env(INGEST_FETCH_ALLOW_PRIVATE="true")) for _ in range(2)]
+    for completed in runs:
+        assert completed.returncode == 0, completed.stderr[-3000:]
+        assert "embedded Redis" in completed.stderr
+        assert "published" in completed.stderr and "dead" in completed.stderr
+    # The second run (a fresh embedded Redis: everything fetched and published again) kept
+    # the first run's lines and added none twice.
     articles = [json.loads(line) for line in (out / "articles.jsonl").read_text().splitlines()]
     letters = [json.loads(line) for line in (out / "dead-letters.jsonl").read_text().splitlines()]
     assert sorted(article["url"] for article in articles) == sorted(urls[:3])
-    assert [(letter["url"], letter["reason"]) for letter in letters] == [(urls[3], "http_error")]
-    assert "published" in completed.stderr and "dead" in completed.stderr
+    assert [(letter["url"], letter["reason"]) for letter in letters] == [(urls[3], "http_error")] * 2
+
+
+def _run(urls_file: Path, out: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*INGEST, "run", str(urls_file), "--out", str(out), "--timeout", "240"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=urls_file.parent,
+    )
+
+
+@pytest.mark.integration
+def test_second_run_on_a_persistent_redis_keeps_the_first_runs_records(
+    settings: Settings, tmp_path: Path
+) -> None:
+    pages = load_pages()[:3]
+    env = _user_env(
+        INGEST_FETCH_ALLOW_PRIVATE="true",
+        INGEST_REDIS_URL=settings.effective_redis_url,
+        INGEST_KEY_PREFIX=settings.key_prefix,
+    )
+    with serve_pages(pages) as server:
+        urls_file = tmp_path / "urls.txt"
+        urls_file.write_text("\n".join(server.url(page.id) for page in pages) + "\n", encoding="utf-8")
+        out = tmp_path / "out"
+        first = _run(urls_file, out, env)
+        assert first.returncode == 0, first.stderr[-3000:]
+        lines = (out / "articles.jsonl").read_text().splitlines()
+        second = _run(urls_file, out, env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "3 already seen, not fetched" in second.stderr
+    assert len(lines) == 3
+    assert (out / "articles.jsonl").read_text().splitlines() == lines
 
 
 def test_run_with_missing_file_is_a_clear_error(tmp_path: Path) -> None:

@@ -1,8 +1,8 @@
 """Keep docker-compose.yml honest without a Docker engine: run what its services declare.
 
 Each service's command runs here with the service's environment, host names rewritten to
-the local test services, and must do its job: the two workers ingest a batch together, and
-Flower answers its health check.
+the local test services, and must do its job: the two workers and the delivery process
+ingest a batch together, and Flower answers its health check.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def test_compose_workers_ingest_a_batch_together(settings: Settings, tmp_path: P
     processes = []
     logs = []
     try:
-        for name in ("fetch-worker", "cpu-worker"):
+        for name in ("fetch-worker", "cpu-worker", "deliver"):
             service = SERVICES[name]
             env = _local_env(service, settings)
             env["INGEST_FETCH_ALLOW_PRIVATE"] = "true"  # the test pages are on loopback

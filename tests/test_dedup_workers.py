@@ -88,7 +88,9 @@ def test_two_workers_in_shuffled_order_group_like_a_sequential_run(
     logs = tmp_path / "logs"
     with (
         serve_pages(pages) as server,
-        running_workers(settings, logs, queues=("fetch", "cpu", "cpu"), concurrency={"fetch": 8, "cpu": 1}),
+        running_workers(
+            settings, logs, queues=("fetch", "cpu", "cpu", "deliver"), concurrency={"fetch": 8, "cpu": 1}
+        ),
     ):
         urls = [server.url(page.id) for page in pages]
         random.Random(20261129).shuffle(urls)
@@ -148,7 +150,7 @@ def test_dropped_duplicates_are_counted_and_marked_seen_but_not_written(
         "[app.send_task('ingest.publish', args=[json.loads(job)], queue=sys.argv[1]) for job in sys.argv[2:]]"
     )
     jobs = [Job(batch="b-drop", record=record).model_dump_json() for record in (original, copy)]
-    with running_workers(settings, tmp_path / "logs", queues=("cpu",), concurrency={"cpu": 1}):
+    with running_workers(settings, tmp_path / "logs", queues=("cpu", "deliver"), concurrency={"cpu": 1}):
         subprocess.run(
             [sys.executable, "-c", script, settings.cpu_queue, *jobs], env=settings_env(settings), check=True
         )

@@ -27,12 +27,15 @@ import redis
 from config import Settings
 from stores.ledger import Ledger
 from stores.redis_client import client_for
+from stores.registry import build_store
 from tasks.record import ArticleRecord, Job
 from tests.support.hostile_server import HostileServer, serve_hostile
 from tests.support.workers import running_workers, settings_env, wait_for_batch
 from worker.app import app, broker_url
+from worker.delivery import StoreConsumer
 from worker.pipeline import bundle_jobs, bundle_size
 from worker.producer import enqueue, new_job
+from worker.stage import outbox_for
 
 ROOT = Path(__file__).resolve().parents[1]
 #: One loopback test server per address: bundles are dealt by host name, not by port.
@@ -533,5 +536,10 @@ def test_task_failed_dead_letters_a_single_job(settings: Settings, redis_client:
     assert all(letter.error == "RuntimeError: boom" for letter in letters.values())
     status = ledger.status(batch)
     assert status is not None and status.outcomes == {"dead": 2} and status.reasons == {"internal_error": 2}
+    # Committed to the outbox with the outcome: the JSONL store's consumer writes them.
+    consumer = StoreConsumer(build_store("jsonl", settings), outbox_for(settings, ledger), settings, "test")
+    consumer.outbox.ensure_groups(["jsonl"])
+    for _ in range(3):
+        consumer.step(0)
     lines = (settings.output_dir / "dead-letters.jsonl").read_text(encoding="utf-8").splitlines()
     assert sorted(json.loads(line)["url"] for line in lines) == sorted(letters)

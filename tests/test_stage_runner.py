@@ -45,7 +45,7 @@ def test_message_that_keeps_killing_workers_is_dead_lettered(
     poison_task = str(uuid.uuid4())
     # As if three earlier deliveries had each taken their worker down with them.
     redis_client.set(f"{settings.key_prefix}:delivery:{poison_task}:0", settings.max_deliveries)
-    with running_workers(settings, tmp_path / "logs", queues=("cpu",), concurrency={"cpu": 1}):
+    with running_workers(settings, tmp_path / "logs", queues=("cpu", "deliver"), concurrency={"cpu": 1}):
         _send(settings, "ingest.language", poison, poison_task)
         _send(settings, "ingest.language", expired, str(uuid.uuid4()))
         status = wait_for_batch(settings, "b-lost", timeout=60)

@@ -80,7 +80,9 @@ def _write_range(directory: str, start: int) -> None:
 
 def test_processes_sharing_the_file_never_interleave_or_repeat(tmp_path: Path) -> None:
     # Four writers over overlapping id ranges (0-299, 100-399, ...): each id once in all.
-    processes = [multiprocessing.Process(target=_write_range, args=(str(tmp_path), n * 100)) for n in range(4)]
+    processes = [
+        multiprocessing.Process(target=_write_range, args=(str(tmp_path), n * 100)) for n in range(4)
+    ]
     for process in processes:
         process.start()
     for process in processes:

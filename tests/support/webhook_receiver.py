@@ -123,20 +123,21 @@ class WebhookReceiver(ThreadingHTTPServer):
                 raise ValueError("not an object")
         except ValueError:
             document = None
-        try:
-            if not signature_ok:
-                status = 401
-            elif not key or document is None:
-                status = 400
-            elif not duplicate:
+        if not signature_ok:
+            status = 401
+        elif not key or document is None:
+            status = 400
+        elif not duplicate:
+            try:
                 answer = self.behaviour(key, attempt)
-                status, retry_after = answer if isinstance(answer, tuple) else (answer, None)
-        finally:
-            with self._lock:
-                self._in_flight -= 1
-                if 200 <= status < 300 and document is not None:
-                    self._accepted.setdefault(key, document)
-                self._posts.append(Post(key, attempt, status, signature_ok, headers))
+            except Exception:  # a broken behaviour answers 500, never a false 200
+                answer = 500
+            status, retry_after = answer if isinstance(answer, tuple) else (answer, None)
+        with self._lock:
+            self._in_flight -= 1
+            if 200 <= status < 300 and document is not None:
+                self._accepted.setdefault(key, document)
+            self._posts.append(Post(key, attempt, status, signature_ok, headers))
         return status, None if retry_after is None else str(retry_after)
 
 

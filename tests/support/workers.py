@@ -68,9 +68,9 @@ def wait_for_batch(
     deadline = time.monotonic() + timeout
     while True:
         status = ledger.status(batch)
-        if status is not None and status.done:
-            if not delivered or status.delivered_to(settings.store_names):
-                return status.as_dict()
+        finished = status is not None and status.done
+        if status is not None and finished and (not delivered or status.delivered_to(settings.store_names)):
+            return status.as_dict()
         if time.monotonic() > deadline:
             raise TimeoutError(f"batch {batch} not done after {timeout}s: {status and status.as_dict()}")
         time.sleep(0.2)
