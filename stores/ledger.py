@@ -2,8 +2,10 @@
 
 Every URL of a batch ends with exactly one outcome (see :data:`OUTCOMES`). The outcome is
 claimed atomically with ``HSETNX`` inside a Lua script, so a redelivered or retried task
-can never count, publish or dead-letter a URL twice: only the caller that wins the claim
-writes to the file stores.
+can never count, publish or dead-letter a URL twice; a record or dead letter is claimed by
+the outbox's script (:mod:`stores.outbox`), which commits it for the stores at the same time.
+The stores' delivery counts (``delivered:<store>``, ``failed:<store>``) live in the batch
+hash too.
 """
 
 from __future__ import annotations
@@ -24,18 +26,13 @@ from tasks.record import DeadLetter
 OUTCOMES = ("published", "duplicate", "unchanged", "seen", "dead")
 
 _CLAIM_OUTCOME = """
--- KEYS: outcomes hash, batch hash, dead-letter hash
--- ARGV: record id, outcome, ttl, dead-letter json ('' if none), reason ('' if none)
+-- KEYS: outcomes hash, batch hash
+-- ARGV: record id, outcome, ttl
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
   return 0
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('HINCRBY', KEYS[2], 'outcome:' .. ARGV[2], 1)
-if ARGV[4] ~= '' then
-  redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
-  redis.call('EXPIRE', KEYS[3], ARGV[3])
-  redis.call('HINCRBY', KEYS[2], 'reason:' .. ARGV[5], 1)
-end
 return 1
 """
 
@@ -146,24 +143,16 @@ class Ledger:
         return int(count)
 
     def claim_outcome(self, batch: str, record_id: str, outcome: str) -> bool:
-        """Atomically give the URL its one outcome; False if it already has one."""
-        if outcome not in OUTCOMES or outcome == "dead":
-            raise ValueError(f"use claim_dead_letter for {outcome!r}")
-        keys = [self.batch_key(batch, "outcomes"), self.batch_key(batch), self.batch_key(batch, "dead")]
-        return bool(self._claim(keys=keys, args=[record_id, outcome, self._ttl, "", ""]))
+        """Atomically give the URL an outcome that writes nothing (``seen``, ``unchanged``, a
+        dropped ``duplicate``); False if it already has one.
 
-    def claim_dead_letter(self, letter: DeadLetter) -> bool:
-        """Atomically end the URL as a dead letter; False if it already has an outcome."""
-        batch = letter.batch
-        keys = [self.batch_key(batch, "outcomes"), self.batch_key(batch), self.batch_key(batch, "dead")]
-        args: list[str | int] = [
-            letter.id or letter.url,
-            "dead",
-            self._ttl,
-            letter.model_dump_json(),
-            letter.reason,
-        ]
-        return bool(self._claim(keys=keys, args=args))
+        Records and dead letters are claimed by :class:`stores.outbox.Outbox`, which commits
+        them for the stores in the same script.
+        """
+        if outcome not in OUTCOMES or outcome == "dead":
+            raise ValueError(f"use Outbox.commit_dead_letter for {outcome!r}")
+        keys = [self.batch_key(batch, "outcomes"), self.batch_key(batch)]
+        return bool(self._claim(keys=keys, args=[record_id, outcome, self._ttl]))
 
     def forget_dead_letter(self, letter: DeadLetter) -> None:
         """Take a re-driven letter out of its batch (counted there as ``redriven``)."""

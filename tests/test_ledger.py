@@ -9,11 +9,16 @@ import redis
 
 from config import Settings
 from stores.ledger import Ledger
+from stores.outbox import Outbox
 from tasks.record import DeadLetter
 
 
 def _ledger(settings: Settings, client: redis.Redis) -> Ledger:
     return Ledger(client, settings.key_prefix, settings.batch_ttl)
+
+
+def _outbox(ledger: Ledger, settings: Settings, client: redis.Redis) -> Outbox:
+    return Outbox(client, settings.key_prefix, ledger, 3600)
 
 
 def _letter(batch: str, record_id: str, reason: str = "http_error") -> DeadLetter:
@@ -36,7 +41,8 @@ def test_outcome_is_claimed_once_under_contention(settings: Settings, redis_clie
     with ThreadPoolExecutor(max_workers=16) as pool:
         wins = list(pool.map(lambda outcome: ledger.claim_outcome("b1", "r1", outcome), attempts))
     assert wins.count(True) == 1
-    ledger_letters = [ledger.claim_dead_letter(_letter("b1", "r1")) for _ in range(3)]
+    outbox = _outbox(ledger, settings, redis_client)
+    ledger_letters = [outbox.commit_dead_letter(_letter("b1", "r1")) for _ in range(3)]
     assert ledger_letters == [False, False, False]  # r1 already has its outcome
     status = ledger.status("b1")
     assert status is not None
@@ -47,9 +53,10 @@ def test_outcome_is_claimed_once_under_contention(settings: Settings, redis_clie
 def test_dead_letters_are_kept_and_counted_by_reason(settings: Settings, redis_client: redis.Redis) -> None:
     ledger = _ledger(settings, redis_client)
     ledger.open_batch("b2", total=2)
-    assert ledger.claim_dead_letter(_letter("b2", "a", "http_error"))
-    assert not ledger.claim_dead_letter(_letter("b2", "a", "timeout"))
-    assert ledger.claim_dead_letter(_letter("b2", "b", "not_html"))
+    outbox = _outbox(ledger, settings, redis_client)
+    assert outbox.commit_dead_letter(_letter("b2", "a", "http_error"))
+    assert not outbox.commit_dead_letter(_letter("b2", "a", "timeout"))
+    assert outbox.commit_dead_letter(_letter("b2", "b", "not_html"))
     status = ledger.status("b2")
     assert status is not None and status.done
     assert status.reasons == {"http_error": 1, "not_html": 1}
@@ -57,6 +64,7 @@ def test_dead_letters_are_kept_and_counted_by_reason(settings: Settings, redis_c
         ("a", "http_error"),
         ("b", "not_html"),
     ]
+    assert redis_client.xlen(outbox.key) == 2 and status.committed == 2  # once each, for the stores
 
 
 def test_stage_counts_retries_and_deliveries(settings: Settings, redis_client: redis.Redis) -> None:

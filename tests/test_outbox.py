@@ -130,3 +130,32 @@ def test_trim_keeps_what_a_group_has_not_acknowledged(
     assert outbox.trim(["jsonl"], now=time.time()) == 0  # inside the retention
     assert outbox.trim(["jsonl"], now=later) == 10
     assert redis_client.xlen(outbox.key) == 0
+
+
+def test_a_store_down_past_the_retention_dead_letters_its_records_naming_it(
+    settings: Settings, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    from stores.webhook import WebhookStore
+
+    outbox = _outbox(settings, redis_client, retention=1)
+    outbox.ensure_groups(["webhook", "jsonl"])
+    _commit(outbox, "b1", 3)
+    down = WebhookStore("http://127.0.0.1:1/hook", "secret", concurrency=2, timeout=1.0, user_agent="test")
+    consumer = StoreConsumer(down, outbox, settings, "c1")
+    assert consumer.step(0) > 0  # inside the retention: retried later, nothing dead yet
+    assert outbox.groups()["webhook"].pending == 3
+    time.sleep(1.2)
+    assert consumer.step(0) == 0
+    assert outbox.groups()["webhook"].pending == 0
+    consumer.step(0)  # the three new dead-letter entries: not for the webhook, acknowledged
+    status = Ledger(redis_client, settings.key_prefix, 3600).status("b1")
+    assert status is not None and status.failed == {"webhook": 3} and status.committed == 6
+    assert status.undelivered("webhook") == 0
+    # The dead letters name the store, and reach the JSONL store's dead-letters.jsonl.
+    _drain(StoreConsumer(JsonlStore(tmp_path), outbox, settings, "c2"))
+    letters = [json.loads(line) for line in (tmp_path / "dead-letters.jsonl").read_text().splitlines()]
+    assert sorted(letter["id"] for letter in letters) == ["r0000", "r0001", "r0002"]
+    assert {(letter["store"], letter["stage"], letter["reason"]) for letter in letters} == {
+        ("webhook", "deliver", "store_error")
+    }
+    assert len(redis_client.hkeys(outbox.store_dead_key("webhook"))) == 3
