@@ -84,6 +84,14 @@ class StoreSettings(BaseModel):
     delivery_batch: int = Field(
         default=200, ge=1, description="Outbox entries a store's consumer writes at once."
     )
+    delivery_consumers: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="Consumers per store in one `ingest deliver` process, each writing its own "
+        "batches: more than 1 helps a store whose writes are bound by its server's CPU (PostgreSQL "
+        "builds each record's tsvector). More processes scale the same way.",
+    )
     delivery_backoff_max: float = Field(
         default=30.0,
         gt=0,

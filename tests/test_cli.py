@@ -143,3 +143,16 @@ def test_enqueue_then_status_reports_the_batch(settings: Settings, tmp_path: Pat
     assert report["total"] == 2 and report["pending"] == 2 and report["done"] is False
     unknown = subprocess.run([*INGEST, "status", "b-nope"], env=env, capture_output=True, text=True)
     assert unknown.returncode == 1 and "no batch" in unknown.stderr
+
+
+def test_bad_store_settings_are_a_clear_error() -> None:
+    for extra, message in (
+        ({"INGEST_STORES": "jsonl,elastic"}, "unknown store(s) ['elastic']"),
+        ({"INGEST_STORES": "webhook"}, "set INGEST_WEBHOOK_URL and INGEST_WEBHOOK_SECRET"),
+        ({"INGEST_STORES": "postgres"}, "INGEST_POSTGRES_DSN is unset"),
+    ):
+        completed = subprocess.run(
+            [*INGEST, "status"], env=_user_env(**extra), capture_output=True, text=True
+        )
+        assert completed.returncode == 2, completed.stderr
+        assert message in completed.stderr and "Traceback" not in completed.stderr

@@ -441,7 +441,17 @@ __all__ = ["cli", "cli_stores", "main"]
 
 def main() -> None:
     """Console-script entry point."""
+    from pydantic import ValidationError
+
     from worker.logging import configure_logging
 
-    configure_logging(get_settings())
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        for problem in exc.errors():
+            where = ".".join(str(part) for part in problem["loc"])
+            name = f"INGEST_{where.upper()}: " if where else ""
+            err.print(f"[red]error:[/red] {name}{problem['msg'].removeprefix('Value error, ')}")
+        raise SystemExit(2) from None
+    configure_logging(settings)
     cli()

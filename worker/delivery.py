@@ -9,9 +9,10 @@ through the store's adapter and acknowledges each entry only after the write. So
   store's ``Retry-After``) for as long as the outbox keeps them (``outbox_retention``);
   after that an entry the store still has not taken becomes a dead letter naming it;
 * an entry the store refuses for good (a webhook's 400) becomes such a dead letter at once;
-* a delivery process that dies leaves its entries unacknowledged: it reads them again on
-  restart, or another process takes them over after ``delivery_claim_idle``; the writes are
-  idempotent by record id, so an entry written just before the crash changes nothing.
+* a delivery process that dies leaves its entries unacknowledged: any delivery process (a
+  restarted one too: consumer names carry the pid) takes them over once they have been
+  idle ``delivery_claim_idle``; the writes are idempotent by record id, so an entry written
+  just before the crash changes nothing. A process that stops cleanly finishes its batch.
 
 Several delivery processes (on several hosts) share the groups, like Celery workers share
 a queue: add processes to deliver faster.
@@ -169,11 +170,12 @@ def run_delivery(settings: Settings, stop: threading.Event | None = None) -> Non
     consumer = consumer_name()
     threads = [
         threading.Thread(
-            target=StoreConsumer(store, outbox, settings, consumer).run,
+            target=StoreConsumer(store, outbox, settings, f"{consumer}-{index}").run,
             args=(stop,),
-            name=f"deliver-{store.name}",
+            name=f"deliver-{store.name}-{index}",
         )
-        for store in build_stores(settings)
+        for index in range(settings.delivery_consumers)
+        for store in build_stores(settings)  # an adapter per consumer: nothing shared between threads
     ]
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
