@@ -80,13 +80,15 @@ class RedisStreamStore:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisStreamStore:
-        """The store the settings describe; its markers outlive the outbox's retention."""
+        """The store the settings describe; its markers outlive what the outbox can hand over
+        again (an entry is kept for the retention after its commit, and may wait as long again
+        in a group before it is dead-lettered)."""
         url = settings.redis_stream_url or settings.effective_redis_url
         return cls(
             redis_client(url),
             settings.stream_name,
             settings.redis_stream_maxlen,
-            marker_ttl=settings.outbox_retention + 3600,
+            marker_ttl=settings.outbox_retention * 2 + 3600,
         )
 
     def marker_key(self, delivery: Delivery) -> str:

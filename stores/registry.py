@@ -24,28 +24,13 @@ def build_store(name: str, settings: Settings) -> Store:
             raise ValueError("the postgres store needs INGEST_POSTGRES_DSN")
         return PostgresStore(settings.postgres_dsn, settings.postgres_table)
     if name == "redis_stream":
-        from stores.redis_client import redis_client
         from stores.redis_stream import RedisStreamStore
 
-        client = redis_client(settings.redis_stream_url or settings.effective_redis_url)
-        return RedisStreamStore(
-            client,
-            settings.stream_name,
-            settings.redis_stream_maxlen,
-            marker_ttl=settings.outbox_retention * 2,
-        )
+        return RedisStreamStore.from_settings(settings)
     if name == "webhook":
         from stores.webhook import WebhookStore
 
-        if not (settings.webhook_url and settings.webhook_secret):
-            raise ValueError("the webhook store needs INGEST_WEBHOOK_URL and INGEST_WEBHOOK_SECRET")
-        return WebhookStore(
-            settings.webhook_url,
-            settings.webhook_secret,
-            concurrency=settings.webhook_concurrency,
-            timeout=settings.webhook_timeout,
-            user_agent=settings.user_agent,
-        )
+        return WebhookStore.from_settings(settings)
     raise ValueError(f"unknown store {name!r}")
 
 
