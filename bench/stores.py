@@ -12,30 +12,35 @@ JSONL directory and webhook receiver):
 
 * **drain**: the records are committed with ``Outbox.commit_record`` (the publish stage's
   Lua script, one call per record, serialisation included; timed: it is part of the delivery
-  path), then one ``StoreConsumer`` thread per store (as ``ingest deliver`` runs them) calls
-  ``step(0)`` until its group has nothing pending and the ledger counts every entry
-  delivered. records/s = records / (first read to last ack), per store. The lag (entry id's
-  commit time to ack) of a drain is mostly time spent queued in the backlog;
-* **streaming**: a producer thread commits ``--rate`` records/s for ``--stream-seconds``
-  while the consumers run ``step(1000)`` (a blocking read, as ``ingest deliver`` does): that
-  lag is the "final -> stored" delay of a live pipeline.
+  path), then ``--consumers`` ``StoreConsumer`` threads per store (as ``ingest deliver`` runs
+  them, ``INGEST_DELIVERY_CONSUMERS``, each with its own adapter) call ``step(0)`` until the
+  store's group has nothing pending and the ledger counts every entry delivered. records/s =
+  records / (first read to last ack), per store. The lag (entry id's commit time to ack) of
+  a drain is mostly time spent queued in the backlog;
+* **streaming**: a producer process (the publish stage runs in another process too) commits
+  ``--rate`` records/s for ``--stream-seconds`` while the consumers run ``step(1000)`` (a
+  blocking read, as ``ingest deliver`` does): that lag is the "final -> stored" delay of a
+  live pipeline.
 
-The CPU of the delivery path is this process's ``time.process_time`` over commit and delivery
-(all threads: consumers, the webhook store's pool, the producer), per record, against the
-CPU-stage time per article. Not in it, printed apart: the Redis server's CPU (``INFO cpu``,
-the whole server: other clients of a shared Redis count too), the PostgreSQL backend's
-(``/proc/<pid>/stat`` of the store's connection, found by its ``application_name``; WAL
-writer and checkpointer not counted) and the webhook receiver's, which runs in its own
-process (``tests.support.webhook_receiver``, answering after ``--webhook-delay`` seconds, with
-TCP_NODELAY set on its sockets unless ``--receiver-nagle``: as it stands it stalls every answer
-40 ms on the client's delayed ACK, and the webhook would measure only that).
+The CPU of the delivery path is ``time.process_time`` over commit and delivery (this process,
+all threads: consumers and the webhook store's pool; when streaming the commits are the
+producer's), per record, against the CPU-stage time per article. Not in it, printed apart:
+the Redis server's CPU (``INFO cpu``, the whole server: other clients of a shared Redis count
+too), the PostgreSQL backend's (``/proc/<pid>/stat`` of the store's connection, found by its
+``application_name``; WAL writer and checkpointer not counted) and the webhook receiver's,
+which runs in its own process (``tests.support.webhook_receiver``, answering after
+``--webhook-delay`` seconds, with TCP_NODELAY set on its sockets unless ``--receiver-nagle``:
+as it stands it stalls every answer 40 ms on the client's delayed ACK, and the webhook would
+measure only that).
 
 Needs Redis (``--redis-url``, default redis://127.0.0.1:6379/0) and PostgreSQL
 (``--postgres-dsn``, default postgresql://postgres@127.0.0.1:5432/test). Every key and table
 it creates is private to the run and deleted at the end, also on Ctrl-C.
 
-Usage: .venv/bin/python bench/stores.py [--records 5000] [--batch 200] [--rate 500]
-       [--stores jsonl,postgres,redis_stream,webhook] [--webhook-delay 0] [--stream-seconds 10]
+Usage: .venv/bin/python bench/stores.py [--records 5000] [--batch 200] [--consumers 1] [--rate 500]
+       [--stream-seconds 10] [--stores jsonl,postgres,redis_stream,webhook]
+       [--webhook-delay 0] [--webhook-concurrency 8] [--receiver-nagle] [--no-entities]
+       [--redis-url URL] [--postgres-dsn DSN]
 """
 
 from __future__ import annotations
@@ -257,8 +262,6 @@ class StoreRun:
     last_ack: float = 0.0
     done: bool = False
     check: str = ""
-    backend_cpu: float | None = None
-    """PostgreSQL only: CPU seconds of the store's backend process."""
 
     @property
     def seconds(self) -> float:
@@ -287,6 +290,12 @@ class Run:
     def total_cpu(self) -> float:
         """CPU seconds of the delivery path: commits and delivery."""
         return self.commit_cpu + self.deliver_cpu
+
+    @property
+    def everything_cpu(self) -> float:
+        """The delivery path's CPU plus the Redis server's, the backend's and the receiver's."""
+        servers = [self.redis_cpu, self.postgres_cpu, self.receiver["cpu"] if self.receiver else None]
+        return self.total_cpu + sum(value for value in servers if value is not None)
 
 
 class Bench:
@@ -334,11 +343,10 @@ class Bench:
             webhook_secret=SECRET,
             webhook_concurrency=self.args.webhook_concurrency,
             delivery_batch=self.args.batch,
+            delivery_consumers=self.args.consumers,
         )
         try:
             result = self._deliver(label, mode, settings, names, records)
-            if "postgres" in names:
-                result.postgres_cpu = result.stores["postgres"].backend_cpu
             if receiver is not None:
                 result.receiver = receiver.stats()
             self._check(result, settings, table)
@@ -363,7 +371,8 @@ class Bench:
         _time_acks(outbox, result.stores)
         outbox.ensure_groups(names)  # before any commit, as the producer does
         ledger.open_batch(batch, len(records))
-        stores = [build_store(name, settings) for name in names]
+        # As run_delivery: ``--consumers`` consumers per store, each with its own adapter.
+        stores = [build_store(name, settings) for _ in range(self.args.consumers) for name in names]
         producer = None
         if mode == "streaming":  # started (imports, connection) before the clock
             producer = Producer(self.args.redis_url, settings.key_prefix, batch, self.bases, len(records))
@@ -379,8 +388,8 @@ class Bench:
         cpu_before = time.process_time()
         block_ms = 0 if mode == "drain" else BLOCK_MS
         consumers = []
-        for store in stores:
-            consumer = StoreConsumer(store, outbox, settings, consumer_name())
+        for index, store in enumerate(stores):
+            consumer = StoreConsumer(store, outbox, settings, f"{consumer_name()}-{index // len(names)}")
 
             def finished(name: str = store.name) -> bool:
                 status = ledger.status(batch)
@@ -392,7 +401,7 @@ class Bench:
             thread = threading.Thread(
                 target=self._consume,
                 args=(consumer, result.stores[store.name], finished, block_ms, len(records)),
-                name=f"deliver-{store.name}",
+                name=f"deliver-{store.name}-{index // len(names)}",
             )
             consumers.append(thread)
         self.threads.extend(consumers)
@@ -405,6 +414,11 @@ class Bench:
         for thread in consumers:
             thread.join()
         result.deliver_cpu = time.process_time() - cpu_before
+        if "postgres" in names:  # its backends' CPU, while they are still connected
+            with contextlib.suppress(psycopg.Error):
+                result.postgres_cpu = _proc_cpu(_backend_pids(self.args.postgres_dsn, settings.key_prefix))
+        for store in stores:
+            store.close()
         redis_after = self._redis_cpu()
         if redis_before is not None and redis_after is not None:
             result.redis_cpu = redis_after - redis_before
@@ -422,24 +436,19 @@ class Bench:
     ) -> None:
         """``step`` until the store has every entry (or the run is stopped or times out)."""
         deadline = time.monotonic() + self.args.timeout
-        state.first_read = time.perf_counter()
+        started = time.perf_counter()
+        state.first_read = min(state.first_read, started) if state.first_read else started
         while not self.stop.is_set():
             acked = len(state.lags)
             wait = consumer.step(block_ms)
-            if (len(state.lags) == acked or len(state.lags) >= expected) and finished():
+            idle = len(state.lags) == acked  # (another consumer of the store may have acked)
+            if (idle or len(state.lags) >= expected) and finished():
                 state.done = True
                 break
             if time.monotonic() > deadline:
                 break
-            if wait:
-                self.stop.wait(wait)
-        if consumer.store.name == "postgres":  # its backend's CPU, while it is still connected
-            name = consumer.settings.key_prefix  # the connection's application_name
-            try:
-                state.backend_cpu = _proc_cpu(_backend_pids(self.args.postgres_dsn, name))
-            except psycopg.Error:
-                state.backend_cpu = None
-        consumer.store.close()
+            if wait or (idle and not block_ms):
+                self.stop.wait(wait or 0.005)  # no busy loop while another consumer ends
 
     def _redis_cpu(self) -> float | None:
         try:
@@ -579,8 +588,8 @@ def print_tables(runs: list[tuple[Run, Run | None]], cpu_stage: float, args: arg
     """The delivery table, then the CPU table of the all-stores run."""
     rate = args.rate
     print(
-        f"\n### Delivery: {args.records:,} records, batch {args.batch}"
-        f" (drain: from a backlog; streaming: committed at {rate:g}/s)\n"
+        f"\n### Delivery: {args.records:,} records, batch {args.batch}, {args.consumers} consumer(s) per"
+        f" store (drain: from a backlog; streaming: committed at {rate:g}/s)\n"
     )
     print(
         "| run | store | drain records/s | goal (drain) | CPU ms/record (drain, delivery only) "
@@ -641,6 +650,11 @@ def print_tables(runs: list[tuple[Run, Run | None]], cpu_stage: float, args: arg
             "not in the above: webhook receiver (own process)",
             lambda run: per_record(run.receiver["cpu"], run) if run.receiver else "n/a",
         )
+    row(
+        "share with those servers' CPU added (where known)",
+        lambda run: f"{run.everything_cpu / run.records / cpu_stage:.1%}",
+    )
+    if drain.receiver is not None:
         row(
             f"webhook receiver max requests in flight (concurrency {args.webhook_concurrency}; "
             "it counts only its own handling, so ~1 at --webhook-delay 0)",
@@ -653,6 +667,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--records", type=int, default=5000, help="records per drain run")
     parser.add_argument("--batch", type=int, default=200, help="INGEST_DELIVERY_BATCH")
+    parser.add_argument("--consumers", type=int, default=1, help="INGEST_DELIVERY_CONSUMERS (per store)")
     parser.add_argument("--rate", type=float, default=500.0, help="records/s committed when streaming")
     parser.add_argument(
         "--stream-seconds", type=float, default=10.0, help="length of a streaming run (0: no streaming)"

@@ -31,6 +31,12 @@ class Settings(BaseSettings, StoreSettings):
         description="Redis for the Celery broker, page bodies, dedup index and batch ledger. "
         "Unset: workers use redis://127.0.0.1:6379/0 and `ingest run` starts an embedded Redis.",
     )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker, when it is not the Redis of `INGEST_REDIS_URL` (which still holds "
+        "the pipeline's state): e.g. `amqp://guest:guest@127.0.0.1:5672//` for RabbitMQ, which hands a "
+        "dead worker's unacknowledged messages back at once instead of after `visibility_timeout`.",
+    )
     key_prefix: str = Field(
         default="ingest",
         description="Prefix of every Redis key and Celery queue name, so several deployments "
@@ -133,11 +139,26 @@ class Settings(BaseSettings, StoreSettings):
         default=150, description="Seconds before the worker process running a stage is killed."
     )
     visibility_timeout: int = Field(
-        default=3600,
+        default=120,
         ge=10,
-        description="Seconds before a Redis-broker message reserved by a worker that died (never "
-        "acknowledged) is handed out again. Must exceed the hard time limit plus the longest retry "
-        "countdown, or a waiting retry is delivered twice.",
+        description="Seconds before a Redis-broker message that a worker took but never acknowledged "
+        "(it died, or lost its connection) is handed out again; checked every 10 s. A task still "
+        "running (or waiting for its countdown) past it runs twice, harmlessly: every step is "
+        "idempotent per URL. Retry countdowns are capped at half of it.",
+    )
+    stuck_after: float = Field(
+        default=300.0,
+        ge=10,
+        description="Seconds a batch may go without any URL moving before the URLs that have no "
+        "outcome are sent again (a broker can lose a message: a Redis without AOF restarted, a worker "
+        "killed between taking a message and recording it). Every step is idempotent, so a URL that "
+        "was only slow is not harmed. Checked by `ingest deliver`.",
+    )
+    cpu_max_tasks_per_child: int | None = Field(
+        default=None,
+        ge=1,
+        description="Recycle a CPU pool process after this many tasks (a leak guard; memory is "
+        "also capped at 1.5 GB per process). Unset: never by count.",
     )
     cpu_concurrency: int | None = Field(
         default=None, description="Processes of a CPU worker. Unset: one per core."
@@ -252,6 +273,16 @@ class Settings(BaseSettings, StoreSettings):
     )
 
     @model_validator(mode="after")
+    def _countdowns_inside_visibility(self) -> Settings:
+        """A deferred fetch waits unacknowledged in its worker: it must not outlive the timeout."""
+        if self.fetch_defer_horizon > self.visibility_timeout / 2:
+            raise ValueError(
+                f"INGEST_FETCH_DEFER_HORIZON ({self.fetch_defer_horizon}) must be at most half of "
+                f"INGEST_VISIBILITY_TIMEOUT ({self.visibility_timeout})"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _soft_limit_first(self) -> Settings:
         """Celery ignores a hard time limit that is not above the soft one."""
         if self.soft_time_limit >= self.time_limit:
@@ -270,6 +301,16 @@ class Settings(BaseSettings, StoreSettings):
     def effective_redis_url(self) -> str:
         """The Redis URL in force for workers and producers."""
         return self.redis_url or DEFAULT_REDIS_URL
+
+    @property
+    def effective_broker_url(self) -> str:
+        """The Celery broker in force (kombu's spelling: a Redis unix socket is ``redis+socket://``)."""
+        if self.broker_url:
+            return self.broker_url
+        redis_url = self.effective_redis_url
+        if redis_url.startswith("unix://"):
+            return "redis+socket://" + redis_url.removeprefix("unix://")
+        return redis_url
 
     def key(self, *parts: str) -> str:
         """A Redis key under this deployment's prefix: ``key("batch", "b1")`` -> ``ingest:batch:b1``."""

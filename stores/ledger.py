@@ -33,6 +33,22 @@ if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('HINCRBY', KEYS[2], 'outcome:' .. ARGV[2], 1)
+redis.call('HSET', KEYS[2], 'touched', redis.call('TIME')[1])
+return 1
+"""
+
+
+_PROGRESS = """
+-- KEYS: progress hash (record id -> furthest stage order), batch hash
+-- ARGV: record id, stage order, stage name, ttl
+local reached = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
+if reached >= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('HINCRBY', KEYS[2], 'stage:' .. ARGV[3], 1)
+redis.call('HSET', KEYS[2], 'touched', redis.call('TIME')[1])
 return 1
 """
 
@@ -48,6 +64,10 @@ class BatchStatus:
     stages: dict[str, int] = field(default_factory=dict)
     retries: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
+    touched: float = 0.0
+    """When a URL of the batch last moved (a stage done, an outcome), unix seconds."""
+    resent: int = 0
+    """URLs the reconciler sent again because their message was lost."""
     committed: int = 0
     """Outbox entries of the batch: its records and dead letters, each delivered to every store."""
     delivered: dict[str, int] = field(default_factory=dict)
@@ -86,6 +106,7 @@ class BatchStatus:
             "retries": self.retries,
             "dead_letter_reasons": self.reasons,
             "committed": self.committed,
+            "resent": self.resent,
             "delivery": {
                 store: {
                     "delivered": self.delivered.get(store, 0),
@@ -105,6 +126,7 @@ class Ledger:
         self._prefix = prefix
         self._ttl = ttl
         self._claim = client.register_script(_CLAIM_OUTCOME)
+        self._progress = client.register_script(_PROGRESS)
 
     @property
     def ttl(self) -> int:
@@ -116,22 +138,37 @@ class Ledger:
         return ":".join((self._prefix, "batch", batch, *suffix))
 
 
-    def open_batch(self, batch: str, total: int) -> None:
-        """Record a new batch of ``total`` URLs (before any of its tasks is sent)."""
+    def open_batch(self, batch: str, total: int, urls: dict[str, str] | None = None) -> None:
+        """Record a new batch of ``total`` URLs (before any of its tasks is sent).
+
+        ``urls`` (record id -> URL as enqueued) is kept with the batch, so that a URL whose
+        message the broker lost can be sent again (:mod:`worker.reconcile`).
+        """
         now = time.time()
         pipe = self._client.pipeline()
-        pipe.hset(self.batch_key(batch), mapping={"total": total, "created_at": now})
+        if urls:
+            pipe.hset(self.batch_key(batch, "urls"), mapping=dict(urls))  # type: ignore[arg-type]
+            pipe.expire(self.batch_key(batch, "urls"), self._ttl)
+        pipe.hset(self.batch_key(batch), mapping={"total": total, "created_at": now, "touched": int(now)})
         pipe.expire(self.batch_key(batch), self._ttl)
         pipe.zadd(f"{self._prefix}:batches", {batch: now})
         pipe.execute()
 
-    def stage_done(self, batch: str, stage: str) -> None:
-        """Count one URL through ``stage``."""
-        self._client.hincrby(self.batch_key(batch), f"stage:{stage}", 1)
+    def stage_done(self, batch: str, stage: str, record_id: str, order: int) -> bool:
+        """Count the URL through ``stage`` (the ``order``-th of the chain), once per URL.
+
+        A stage redelivered after the URL went further (its successor already ran) counts
+        nothing: the counts stay per URL whatever the broker redelivers.
+        """
+        keys = [self.batch_key(batch, "progress"), self.batch_key(batch)]
+        return bool(self._progress(keys=keys, args=[record_id, order, stage, self._ttl]))
 
     def retried(self, batch: str, stage: str) -> None:
-        """Count one retry of ``stage``."""
-        self._client.hincrby(self.batch_key(batch), f"retry:{stage}", 1)
+        """Count one retry of ``stage`` (the batch is moving: touched now)."""
+        pipe = self._client.pipeline()
+        pipe.hincrby(self.batch_key(batch), f"retry:{stage}", 1)
+        pipe.hset(self.batch_key(batch), "touched", int(time.time()))
+        pipe.execute()
 
     def count_delivery(self, task_id: str, retries: int) -> int:
         """How many times this exact task message (id, retry number) was delivered."""
@@ -153,6 +190,24 @@ class Ledger:
             raise ValueError(f"use Outbox.commit_dead_letter for {outcome!r}")
         keys = [self.batch_key(batch, "outcomes"), self.batch_key(batch)]
         return bool(self._claim(keys=keys, args=[record_id, outcome, self._ttl]))
+
+    def without_outcome(self, batch: str) -> dict[str, str]:
+        """Record id -> URL of the batch's URLs that have no outcome yet (from ``urls``)."""
+        urls = self._client.hgetall(self.batch_key(batch, "urls"))
+        ended = set(self._client.hkeys(self.batch_key(batch, "outcomes")))
+        return {as_text(rid): as_text(url) for rid, url in urls.items() if rid not in ended}
+
+    def take_turn(self, batch: str, what: str, seconds: float) -> bool:
+        """True for one caller per ``seconds`` (across processes): who re-sends the batch's URLs."""
+        key = self.batch_key(batch, f"turn:{what}")
+        return bool(self._client.set(key, "1", nx=True, ex=max(int(seconds), 1)))
+
+    def resent(self, batch: str, count: int) -> None:
+        """Count URLs sent again by the reconciler (and mark the batch touched now)."""
+        pipe = self._client.pipeline()
+        pipe.hincrby(self.batch_key(batch), "resent", count)
+        pipe.hset(self.batch_key(batch), "touched", int(time.time()))
+        pipe.execute()
 
     def forget_dead_letter(self, letter: DeadLetter) -> None:
         """Take a re-driven letter out of its batch (counted there as ``redriven``)."""
@@ -193,6 +248,8 @@ class Ledger:
             "failed": status.failed,
         }
         status.committed = int(fields.get("outbox", 0))
+        status.touched = float(fields.get("touched", status.created_at))
+        status.resent = int(fields.get("resent", 0))
         for name, value in fields.items():
             kind, _, item = name.partition(":")
             if kind in groups and item:

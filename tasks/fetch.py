@@ -50,6 +50,7 @@ from tasks.record import Job
 from tasks.ssrf import AddressPolicy, GuardedBackend
 from tasks.urls import validate_url
 from worker.app import app
+from worker.guard import STATE_ERRORS, pause_then_raise
 from worker.pipeline import send_after_fetch, send_fetch
 from worker.stage import StageTask, run_job
 
@@ -395,11 +396,20 @@ def fetch(
     ends on its own: sent on, retried or deferred as a bundle of one, or dead-lettered.
     ``slot_until`` comes with a deferred bundle of one whose host slot is already booked.
     """
-    settings = self.settings
-    retries = int(self.request.retries or 0)
     # A message queued by a version that sent one job per fetch message still ends right.
     bundle = [Job.model_validate(payload) for payload in ([jobs] if isinstance(jobs, dict) else jobs)]
-    deliveries = self.ledger.count_delivery(self.request.id or "local", retries)
+    try:
+        fetch_bundle(self, bundle, slot_until)
+    except STATE_ERRORS as exc:
+        pause_then_raise(exc)  # then GuardedRequest requeues the whole bundle: nothing was lost
+        raise
+
+
+def fetch_bundle(task: StageTask, bundle: list[Job], slot_until: float | None) -> None:
+    """The fetch task's work: each URL of the bundle fetched and sent on, retried or ended."""
+    settings = task.settings
+    retries = int(task.request.retries or 0)
+    deliveries = task.ledger.count_delivery(task.request.id or "local", retries)
     if deliveries > 1 and len(bundle) > 1:
         # Redelivered: one of these URLs may be what stopped a worker. Sent apart, each
         # one's deliveries are counted alone, and only a culprit ends as `worker_lost`.
@@ -417,10 +427,10 @@ def fetch(
             return
         try:
             fetched = run_job(
-                self,
+                task,
                 STAGE,
                 job,
-                partial(fetch_one, self, booked=booked, retries=retries),
+                partial(fetch_one, task, booked=booked, retries=retries),
                 retries=retries,
                 deliveries=deliveries,
                 retry_later=partial(_retry_later, job, settings, retries),

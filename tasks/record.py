@@ -12,7 +12,9 @@ import hashlib
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tasks.redact import redact_text, redact_url
 
 SCHEMA_VERSION = 1
 
@@ -46,7 +48,7 @@ class ArticleRecord(BaseModel):
 
     schema_version: int = SCHEMA_VERSION
     id: str = Field(description="Stable id: sha256 of the canonical URL, 32 hex characters.")
-    url: str = Field(description="The URL as enqueued.")
+    url: str = Field(description="The URL as enqueued, without user info (credentials are never kept).")
     final_url: str | None = Field(default=None, description="URL after redirects.")
     canonical_url: str | None = Field(
         default=None, description="The page's <link rel=canonical>, absolute, null if none."
@@ -139,6 +141,18 @@ class DeadLetter(BaseModel):
         description="For a record that a store could not take (stage `deliver`): that store's name "
         "(`jsonl`, `postgres`, `redis_stream`, `webhook`). Null for a URL that failed in the pipeline.",
     )
+
+    @field_validator("url")
+    @classmethod
+    def _no_password_in_url(cls, url: str) -> str:
+        """A letter is logged, stored and shown: a password in its URL is masked (tasks.redact)."""
+        return redact_url(url)
+
+    @field_validator("error")
+    @classmethod
+    def _no_password_in_error(cls, error: str) -> str:
+        """Error text often quotes the URL (``invalid URL 'https://u:p@h/'``): masked too."""
+        return redact_text(error)
 
 
 def json_schema() -> dict[str, object]:

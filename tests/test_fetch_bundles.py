@@ -334,7 +334,7 @@ def test_bundled_batch_ends_each_url_once(
 
 def _send_bundle(settings: Settings, jobs: list[Job], task_id: str, **options: Any) -> None:
     """One fetch message carrying ``jobs``, under a task id the test chose."""
-    with app.connection_for_write(broker_url(settings.effective_redis_url)) as connection:
+    with app.connection_for_write(broker_url(settings)) as connection:
         app.send_task(
             "ingest.fetch",
             args=([job.model_dump(mode="json") for job in jobs],),
@@ -447,7 +447,7 @@ def test_a_one_job_message_of_the_earlier_format_still_ends_right(
     with _servers(1) as servers:
         job = new_job(servers[0].url("/page/old-format"), batch)
         ledger.open_batch(batch, 1)
-        with app.connection_for_write(broker_url(settings.effective_redis_url)) as connection:
+        with app.connection_for_write(broker_url(settings)) as connection:
             app.send_task(
                 "ingest.fetch",
                 args=(job.model_dump(mode="json"),),

@@ -70,12 +70,15 @@ def test_dead_letters_are_kept_and_counted_by_reason(settings: Settings, redis_c
 def test_stage_counts_retries_and_deliveries(settings: Settings, redis_client: redis.Redis) -> None:
     ledger = _ledger(settings, redis_client)
     ledger.open_batch("b3", total=1)
-    ledger.stage_done("b3", "fetch")
-    ledger.stage_done("b3", "fetch")
+    assert ledger.stage_done("b3", "fetch", "r1", 0)
+    assert not ledger.stage_done("b3", "fetch", "r1", 0)  # redelivered: counted once per URL
+    assert ledger.stage_done("b3", "language", "r1", 1)
+    assert not ledger.stage_done("b3", "fetch", "r1", 0)  # a stale step after its successor
+    assert ledger.stage_done("b3", "fetch", "r2", 0)
     ledger.retried("b3", "fetch")
     status = ledger.status("b3")
     assert status is not None
-    assert status.stages == {"fetch": 2} and status.retries == {"fetch": 1}
+    assert status.stages == {"fetch": 2, "language": 1} and status.retries == {"fetch": 1}
     assert [ledger.count_delivery("t1", 0) for _ in range(3)] == [1, 2, 3]
     assert ledger.count_delivery("t1", 1) == 1  # a retry is a new message
     assert ledger.recent_batches()[0] == "b3"

@@ -120,7 +120,8 @@ def test_every_url_ends_once_as_record_or_dead_letter(
     assert {letter["url"]: letter["reason"] for letter in letters} == failing
     unreachable = next(letter for letter in letters if letter["reason"] == "connect_error")
     assert unreachable["attempts"] == 2  # one try plus max_retries=1
-    assert all(letter["stage"] == "fetch" for letter in letters if letter["reason"] != "no_text")
+    stages = {"no_text": "clean", "bad_url": "intake"}  # refused before any fetch
+    assert all(letter["stage"] == stages.get(str(letter["reason"]), "fetch") for letter in letters)
     kept = Ledger(client_for(settings), settings.key_prefix, settings.batch_ttl).dead_letters(result.batch)
     assert {letter.url for letter in kept} == set(failing)
 
@@ -146,7 +147,9 @@ def test_redelivered_publish_writes_once(
             [sys.executable, "-c", script, json.dumps(job), settings.cpu_queue], env=env, check=True
         )
         ledger = Ledger(client_for(settings), settings.key_prefix, settings.batch_ttl)
-        _wait_until(lambda: (ledger.status(result.batch) or _no_status()).stages.get("publish", 0) >= 2)
+        _wait_until(lambda: _publish_runs(tmp_path / "logs") >= 2)
+        status = ledger.status(result.batch)
+        assert status is not None and status.stages["publish"] == 1  # counted once per URL
     assert len(_read_jsonl(settings.output_dir / "articles.jsonl")) == 1
     assert settings.postgres_dsn
     with psycopg.connect(settings.postgres_dsn) as conn:
@@ -154,8 +157,15 @@ def test_redelivered_publish_writes_once(
     assert count == (1,)
 
 
-def _no_status():  # type: ignore[no-untyped-def]
-    raise AssertionError("batch vanished")
+def _publish_runs(log_dir: Path) -> int:
+    """How many times a publish task finished, from the workers' JSON logs."""
+    runs = 0
+    for path in log_dir.glob("*.log"):
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if line.startswith("{"):
+                event = json.loads(line)
+                runs += event.get("event") == "stage.done" and event.get("stage") == "publish"
+    return runs
 
 
 def _wait_until(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tasks.errors import PermanentError
+from tasks.redact import has_userinfo, redact_text, redact_url, strip_userinfo
 from tasks.urls import canonical_link, canonicalize_url, try_canonicalize
 
 SAME_PAGE = [
@@ -93,3 +94,62 @@ def test_missing_or_unusable_canonical_link() -> None:
     assert canonical_link("<html><head></head><body>x</body></html>", "https://example.com/") is None
     assert canonical_link('<head><link rel="canonical" href="mailto:x@y"></head>', "https://e.com/") is None
     assert canonical_link("", None) is None
+
+
+# --- credentials in URLs (tasks.redact) ----------------------------------------------------------
+CREDENTIALS = [
+    # (url, stripped at intake, masked where shown)
+    (
+        "https://user:secret@example.com/a?b=1",
+        "https://example.com/a?b=1",
+        "https://user:***@example.com/a?b=1",
+    ),
+    (
+        "HTTP://user:secret@Example.com:8080/a",
+        "HTTP://Example.com:8080/a",
+        "HTTP://user:***@Example.com:8080/a",
+    ),
+    ("https://user:p@ss@example.com/a", "https://example.com/a", "https://user:***@example.com/a"),
+    ("https://token@example.com/a", "https://example.com/a", "https://***@example.com/a"),
+    ("https://:secret@example.com/", "https://example.com/", "https://***@example.com/"),
+    ("  https://user:secret@example.com/ ", "  https://example.com/ ", "  https://user:***@example.com/ "),
+    ("ftp://user:secret@example.com/f", "ftp://example.com/f", "ftp://user:***@example.com/f"),
+    ("user:secret@example.com/a", "example.com/a", "user:***@example.com/a"),  # schemeless, still a password
+]
+
+
+@pytest.mark.parametrize(("url", "stripped", "masked"), CREDENTIALS)
+def test_user_info_is_stripped_at_intake_and_masked_where_shown(url: str, stripped: str, masked: str) -> None:
+    assert has_userinfo(url)
+    assert strip_userinfo(url) == stripped
+    assert redact_url(url) == masked
+    assert redact_url(masked) == masked  # idempotent: a letter read back stays the same
+    assert "secret" not in redact_url(url) and "secret" not in strip_userinfo(url)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://example.com/a@b", "https://example.com/?mail=a@b.example", "https://example.com/#x@y", "x"],
+)
+def test_urls_without_user_info_are_left_alone(url: str) -> None:
+    assert not has_userinfo(url)
+    assert strip_userinfo(url) == redact_url(url) == redact_text(url) == url
+
+
+def test_passwords_in_free_text_are_masked_and_nothing_else_changes() -> None:
+    text = (
+        "invalid URL 'https://user:secret@example.com/a': bad; "
+        '{"url": "http://u:secret@127.0.0.1:1/x", "mail": "me@example.org"} '
+        "see https://example.com/a and write to me@example.org; redis://:secret@cache:6379/0"
+    )
+    assert redact_text(text) == (
+        "invalid URL 'https://user:***@example.com/a': bad; "
+        '{"url": "http://u:***@127.0.0.1:1/x", "mail": "me@example.org"} '
+        "see https://example.com/a and write to me@example.org; redis://***@cache:6379/0"
+    )
+
+
+def test_canonical_form_never_has_user_info() -> None:
+    assert canonicalize_url("https://user:secret@example.com/a") == canonicalize_url(
+        strip_userinfo("https://user:secret@example.com/a")
+    )

@@ -28,23 +28,27 @@ STAGE_MODULES = [
 ]
 
 
-def broker_url(redis_url: str) -> str:
-    """Kombu's spelling of a Redis URL (a unix socket is ``redis+socket://``)."""
-    if redis_url.startswith("unix://"):
-        return "redis+socket://" + redis_url.removeprefix("unix://")
-    return redis_url
+def broker_url(settings: Settings) -> str:
+    """The broker URL of these settings (see ``Settings.effective_broker_url``)."""
+    return settings.effective_broker_url
 
 
 def create_app(settings: Settings) -> Celery:
     """A Celery app for these settings."""
     celery_app = Celery("news_ingest", include=STAGE_MODULES)
     celery_app.conf.update(
-        broker_url=broker_url(settings.effective_redis_url),
+        broker_url=settings.effective_broker_url,
         broker_connection_retry_on_startup=True,
         broker_transport_options={
             # A task not acked within this many seconds is redelivered; it must exceed
             # the longest retry countdown plus the hard time limit.
             "visibility_timeout": settings.visibility_timeout,
+            # Look for such messages every 10 s (kombu's default scans every 10th look: 100 s).
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
+            # The scan's lock is shared by every worker: one killed while holding it must not
+            # stop every restore for kombu's default 5 minutes.
+            "unacked_mutex_expire": 30,
         },
         task_serializer="json",
         result_serializer="json",
@@ -65,6 +69,7 @@ def create_app(settings: Settings) -> Celery:
         task_send_sent_event=False,
         worker_hijack_root_logger=False,
         worker_max_memory_per_child=1_500_000,  # KiB: recycle a child that leaks past 1.5 GB
+        worker_max_tasks_per_child=settings.cpu_max_tasks_per_child,
         enable_utc=True,
     )
     return celery_app

@@ -13,9 +13,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TextIO
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -27,6 +28,7 @@ from worker.processes import spawn_worker, stop_workers
 
 if TYPE_CHECKING:
     from stores.jsonl import JsonlStore
+    from worker.intake import IntakeUrl
     from worker.producer import EnqueueResult
 
 cli = typer.Typer(
@@ -37,14 +39,28 @@ err = Console(stderr=True, soft_wrap=True)
 QUEUE_CHOICES = ("fetch", "cpu")
 
 
-def _open_urls(urls_file: str) -> TextIO:
+def _open_urls(urls_file: str) -> IO[bytes]:
+    """The URL file as bytes: :mod:`worker.intake` decodes it line by line."""
     if urls_file == "-":
-        return sys.stdin
+        return sys.stdin.buffer
     path = Path(urls_file)
     if not path.is_file():
         err.print(f"[red]error:[/red] URL file {urls_file} does not exist")
         raise typer.Exit(2)
-    return path.open(encoding="utf-8")
+    return path.open("rb")
+
+
+def _read_urls(urls_file: str) -> list[IntakeUrl]:
+    """The checked URLs of the file; its bad lines and removed credentials reported first."""
+    from rich.markup import escape
+
+    from worker.intake import read_url_lines, report
+
+    with _open_urls(urls_file) as handle:
+        entries = read_url_lines(handle)
+    for message in report(entries, "stdin" if urls_file == "-" else urls_file):
+        err.print(f"[yellow]warning:[/yellow] {escape(message)}", highlight=False)
+    return entries
 
 
 def _ledger(settings: Settings):
@@ -80,11 +96,7 @@ def run(
     timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
 ) -> None:
     """Ingest every URL of URLS_FILE with local workers and wait until each is accounted for."""
-    with _open_urls(urls_file) as handle:
-        from worker.producer import read_urls
-
-        urls = read_urls(handle)
-    _run_job(urls, out, cpu_workers, fetch_concurrency, timeout, {})
+    _run_job(_read_urls(urls_file), out, cpu_workers, fetch_concurrency, timeout, {})
 
 
 @cli.command()
@@ -102,7 +114,7 @@ def demo(
 
 
 def _run_job(
-    urls: list[str],
+    urls: Sequence[str | IntakeUrl],
     out: Path,
     cpu_workers: int | None,
     fetch_concurrency: int | None,
@@ -253,6 +265,8 @@ def _enqueue_summary(result: EnqueueResult) -> str:
         notes.append(f"{result.seen} already seen, not fetched")
     if result.repeated:
         notes.append(f"{result.repeated} repeats skipped")
+    if result.bad:
+        notes.append(f"{result.bad} bad, dead-lettered as bad_url")
     return f"{result.total} URLs" + (f" ({'; '.join(notes)})" if notes else "")
 
 
@@ -263,11 +277,10 @@ def enqueue(
     """Enqueue the URLs of URLS_FILE as one batch and print the batch id."""
     settings = get_settings()
     _check_redis(settings)
+    entries = _read_urls(urls_file)
     from worker.producer import enqueue as send
-    from worker.producer import read_urls
 
-    with _open_urls(urls_file) as handle:
-        result = send(read_urls(handle), settings=settings)
+    result = send(entries, settings=settings)
     err.print(_enqueue_summary(result))
     typer.echo(result.batch)
 

@@ -16,15 +16,27 @@ from worker.cli import _check_redis, _check_stores, cli, err
 
 
 @cli.command()
-def deliver() -> None:
+def deliver(
+    only: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma list: deliver to these of the configured stores only (e.g. the webhook in a "
+            "process of its own); the others are left to other delivery processes."
+        ),
+    ] = None,
+) -> None:
     """Deliver finished records from the outbox to every configured store (INGEST_STORES)."""
     settings = get_settings()
     _check_redis(settings)
     _check_stores(settings)
     from worker.delivery import run_delivery
 
-    err.print(f"[dim]delivering to {', '.join(settings.store_names)} (Ctrl-C to stop)[/dim]")
-    run_delivery(settings)
+    chosen = [name.strip() for name in only.split(",") if name.strip()] if only else None
+    if chosen is not None and (not chosen or set(chosen) - set(settings.store_names)):
+        err.print(f"[red]error:[/red] --only {only!r}: choose among the configured {settings.store_names}")
+        raise typer.Exit(2)
+    err.print(f"[dim]delivering to {', '.join(chosen or settings.store_names)} (Ctrl-C to stop)[/dim]")
+    run_delivery(settings, only=chosen)
 
 
 def _known_store(store: str | None) -> None:

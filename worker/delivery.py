@@ -39,6 +39,8 @@ from stores.outbox import Outbox
 from stores.redis_client import client_for
 from stores.registry import build_stores
 from tasks.record import DeadLetter
+from worker.guard import STATE_ERRORS
+from worker.reconcile import reconcile
 from worker.stage import outbox_for
 
 log = structlog.stdlib.get_logger("ingest.deliver")
@@ -47,6 +49,8 @@ log = structlog.stdlib.get_logger("ingest.deliver")
 _BLOCK_MS = 1000
 #: Seconds between two trims of the outbox by one delivery process.
 _TRIM_EVERY = 60.0
+#: Seconds between two looks for stuck batches (:mod:`worker.reconcile`).
+_RECONCILE_EVERY = 30.0
 
 
 def consumer_name() -> str:
@@ -160,8 +164,12 @@ class StoreConsumer:
             log.warning("deliver.dead_letter", reason=reason, error=error[:500], record_id=delivery.record_id)
 
 
-def run_delivery(settings: Settings, stop: threading.Event | None = None) -> None:
-    """``ingest deliver``: a consumer thread per configured store until SIGTERM/SIGINT (or ``stop``)."""
+def run_delivery(
+    settings: Settings, stop: threading.Event | None = None, only: list[str] | None = None
+) -> None:
+    """``ingest deliver``: a consumer thread per configured store (or per store of ``only``)
+    until SIGTERM/SIGINT (or ``stop``). The outbox is trimmed by what every configured
+    store has taken, whichever process delivers it."""
     stop = stop or threading.Event()
     client = client_for(settings)
     outbox = outbox_for(settings, Ledger(client, settings.key_prefix, settings.batch_ttl))
@@ -176,6 +184,7 @@ def run_delivery(settings: Settings, stop: threading.Event | None = None) -> Non
         )
         for index in range(settings.delivery_consumers)
         for store in build_stores(settings)  # an adapter per consumer: nothing shared between threads
+        if only is None or store.name in only
     ]
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
@@ -188,12 +197,17 @@ def run_delivery(settings: Settings, stop: threading.Event | None = None) -> Non
     for thread in threads:
         thread.start()
     log.info("deliver.ready", stores=names, consumer=consumer)
-    while not stop.wait(_TRIM_EVERY):
+    ledger = Ledger(client, settings.key_prefix, settings.batch_ttl)
+    last_trim = time.monotonic()
+    while not stop.wait(_RECONCILE_EVERY):
         try:
-            trimmed = outbox.trim(names)
-            if trimmed:
-                log.info("deliver.trimmed", entries=trimmed)
-        except redis.RedisError as exc:
-            log.warning("deliver.trim_failed", error=str(exc))
+            reconcile(settings, ledger)
+            if time.monotonic() - last_trim >= _TRIM_EVERY:
+                last_trim = time.monotonic()
+                trimmed = outbox.trim(names)
+                if trimmed:
+                    log.info("deliver.trimmed", entries=trimmed)
+        except STATE_ERRORS as exc:
+            log.warning("deliver.housekeeping_failed", error=str(exc))
     for thread in threads:
         thread.join()

@@ -3,16 +3,26 @@
 Lines are JSON when stderr is not a terminal (production, CI), pretty on a terminal, and
 every line a stage writes carries ``url``, ``batch``, ``stage`` and ``task_id`` from
 structlog's context variables.
+
+No line ever shows a password from a URL (:mod:`tasks.redact`): :func:`redact_credentials`
+masks every string of the event dict, nested ones included, before it is rendered, and the
+rendered line is masked once more, so a traceback or a third-party message quoting a URL is
+covered too. URLs lose their user info at intake already; this is the net under that.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 
 from config import Settings
+from tasks.redact import redact_text, redact_url
+
+#: Depth past which nested values are rendered as they are (no log line nests that deep).
+_MAX_DEPTH = 8
 
 
 def configure_logging(settings: Settings) -> None:
@@ -25,6 +35,7 @@ def configure_logging(settings: Settings) -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
+        redact_credentials,
     ]
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
@@ -42,7 +53,7 @@ def configure_logging(settings: Settings) -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info if as_json else _identity,
-            renderer,
+            _redacted(renderer),
         ],
     )
     handler = logging.StreamHandler(sys.stderr)
@@ -53,6 +64,42 @@ def configure_logging(settings: Settings) -> None:
     # Third-party chatter stays at WARNING unless asked for.
     for noisy in ("httpx", "httpcore", "trafilatura", "htmldate", "urllib3", "kombu", "celery"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def redact_credentials(
+    _logger: object, _name: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """Mask URL passwords in every value of the event (``url``-named keys as whole URLs)."""
+    return {
+        key: _redact(value, url_field="url" in key.lower()) if isinstance(key, str) else value
+        for key, value in event_dict.items()
+    }
+
+
+def _redact(value: Any, *, url_field: bool = False, depth: int = 0) -> Any:
+    if isinstance(value, str):
+        return redact_url(value) if url_field else redact_text(value)
+    if depth >= _MAX_DEPTH:
+        return value
+    if isinstance(value, dict):
+        return {
+            key: _redact(item, url_field=isinstance(key, str) and "url" in key.lower(), depth=depth + 1)
+            for key, item in value.items()
+        }
+    if type(value) in (list, tuple, set, frozenset):  # exact types: a namedtuple keeps its shape
+        return type(value)(_redact(item, url_field=url_field, depth=depth + 1) for item in value)
+    return value
+
+
+def _redacted(renderer: structlog.types.Processor) -> structlog.types.Processor:
+    """``renderer``, its rendered line masked: tracebacks are formatted after the event dict
+    was masked (and on a terminal, by the renderer itself)."""
+
+    def render(logger: Any, name: str, event_dict: structlog.types.EventDict) -> Any:
+        line = renderer(logger, name, event_dict)
+        return redact_text(line) if isinstance(line, str) else line
+
+    return render
 
 
 def _identity(

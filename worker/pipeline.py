@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from config import Settings
 from tasks.record import Job
+from tasks.redact import redact_url
 from worker.app import app
 
 #: Stage names in chain order, as the ledger and ``ingest status`` report them.
@@ -37,9 +38,11 @@ FAILURE_TASK = "ingest.task_failed"
 def _shown(urls: Sequence[str], batch: str) -> dict[str, str]:
     """What Flower and the task events show as the arguments: the URLs, not whole jobs.
 
-    Given here, it also spares Celery a ``saferepr()`` of the jobs on every publish.
+    Given here, it also spares Celery a ``saferepr()`` of the jobs on every publish. A
+    password in a URL is masked (:mod:`tasks.redact`): Flower shows this to whoever opens it.
     """
-    shown = ", ".join(repr(url) for url in urls[:3]) + (f", ... {len(urls)} URLs" if len(urls) > 3 else "")
+    shown = ", ".join(repr(redact_url(url)) for url in urls[:3])
+    shown += f", ... {len(urls)} URLs" if len(urls) > 3 else ""
     return {"argsrepr": f"Jobs([{shown}], batch={batch!r})", "kwargsrepr": "{}"}
 
 

@@ -34,6 +34,8 @@ from stores.redis_client import client_for
 from stores.validators import ValidatorStore
 from tasks.errors import IngestError, StopPipeline, TransientError
 from tasks.record import DeadLetter, Job
+from worker.guard import STATE_ERRORS, GuardedRequest, pause_then_raise
+from worker.pipeline import STAGES
 
 log = structlog.stdlib.get_logger("ingest.stage")
 
@@ -42,6 +44,8 @@ class StageTask(Task):
     """Base class of the stage tasks: gives them the stores, created once per process."""
 
     abstract = True
+    #: A task that failed because Redis was unreachable is requeued, never acknowledged.
+    Request = GuardedRequest
 
     @cached_property
     def settings(self) -> Settings:
@@ -97,8 +101,14 @@ def run_stage(
     def retry_later(exc: TransientError, countdown: float) -> NoReturn:
         raise task.retry(exc=exc, countdown=countdown, max_retries=task.settings.max_retries)
 
-    deliveries = task.ledger.count_delivery(task.request.id or "local", retries)
-    result = run_job(task, stage, job, work, retries=retries, deliveries=deliveries, retry_later=retry_later)
+    try:
+        deliveries = task.ledger.count_delivery(task.request.id or "local", retries)
+        result = run_job(
+            task, stage, job, work, retries=retries, deliveries=deliveries, retry_later=retry_later
+        )
+    except STATE_ERRORS as exc:
+        pause_then_raise(exc)  # then GuardedRequest requeues the message
+        raise
     return result.model_dump(mode="json")
 
 
@@ -164,13 +174,15 @@ def _attempt(
         raise Ignore() from exc
     except (Ignore, Retry):
         raise
+    except STATE_ERRORS:
+        raise  # nothing recorded: the message goes back to the queue (worker.guard)
     except Exception as exc:
         log.exception("stage.crashed")
         dead_letter(task, job, stage, "internal_error", f"{type(exc).__name__}: {exc}", retries + 1)
         raise Ignore() from exc
     elapsed = time.perf_counter() - started
     result = result.model_copy(update={"record": result.record.with_timing(stage, elapsed)})
-    task.ledger.stage_done(job.batch, stage)
+    task.ledger.stage_done(job.batch, stage, job.record.id, STAGES.index(stage))
     log.info("stage.done", seconds=round(elapsed, 4))
     return result
 
@@ -197,6 +209,8 @@ def dead_letter(task: StageTask, job: Job, stage: str, reason: str, error: str, 
 def _backoff(settings: Settings, retries: int, retry_after: float | None) -> float:
     """Seconds before the next try: the server's Retry-After, else exponential with jitter."""
     if retry_after is not None:
-        return min(retry_after, 600.0)
+        # A countdown waits unacknowledged in the worker: past the visibility timeout it
+        # would be handed out a second time. A longer Retry-After pauses the host instead.
+        return min(retry_after, settings.visibility_timeout / 2)
     base = settings.retry_backoff_base * (2**retries)
     return round(base * random.uniform(0.5, 1.5), 3)

@@ -1,0 +1,160 @@
+"""Workers killed, stopped and recycled mid-batch; a task outliving the visibility timeout.
+
+Real ``ingest worker`` processes on the shared Redis; each test checks the promise from the
+stores' contents: every URL is exactly one record or one dead letter. The visibility
+timeout is 20 s here (default 120 s) so that a dead worker's messages come back quickly.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from config import Settings
+from tests.support.faults import (
+    assert_each_url_ended_once,
+    kill_group,
+    outcomes_so_far,
+    serve_slow_pages,
+    wait_for,
+)
+from tests.support.http_server import serve_pages
+from tests.support.pages import load_pages
+from tests.support.workers import running_workers, settings_env, wait_for_batch
+from worker import enqueue
+from worker.processes import spawn_worker, stop_workers
+
+pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(600)]
+
+
+@pytest.fixture
+def fault_settings(settings: Settings) -> Settings:
+    """Fast retries and a short visibility timeout, JSONL only."""
+    return settings.model_copy(
+        update={
+            "stores": "jsonl",
+            "max_retries": 1,
+            "retry_backoff_base": 0.1,
+            "fetch_connect_timeout": 2.0,
+            "visibility_timeout": 20,
+            "fetch_defer_horizon": 5.0,
+            "delivery_claim_idle": 10.0,
+        }
+    )
+
+
+def _urls(base: str, server_url, variants: int = 5) -> list[str]:  # type: ignore[no-untyped-def]
+    pages = load_pages()
+    urls = [server_url(page.id) + f"?v={n}" for page in pages for n in range(variants)]
+    return [*urls, base + "/missing", "http://127.0.0.1:1/refused"]
+
+
+def _restart(queue: str, settings: Settings, log_dir: Path, concurrency: int) -> subprocess.Popen[bytes]:
+    log = (log_dir / f"restarted-{queue}-{time.monotonic_ns()}.log").open("wb")
+    return spawn_worker(queue, settings_env(settings), log, concurrency)
+
+
+def test_cpu_worker_killed_with_its_pool_mid_batch(fault_settings: Settings, tmp_path: Path) -> None:
+    settings = fault_settings
+    logs = tmp_path / "logs"
+    with (
+        serve_pages(load_pages()) as server,
+        running_workers(settings, logs, concurrency={"fetch": 8, "cpu": 2}) as workers,
+    ):
+        urls = _urls(server.base_url, server.url)
+        result = enqueue(urls, settings=settings)
+        wait_for(lambda: outcomes_so_far(settings, result.batch) >= 5)
+        kill_group(workers[1])  # the CPU worker's main process and its children, kill -9
+        killed_at = time.monotonic()
+        replacement = _restart("cpu", settings, logs, 2)
+        try:
+            wait_for_batch(settings, result.batch, timeout=300)
+        finally:
+            stop_workers([replacement])
+    records, letters = assert_each_url_ended_once(settings, urls)
+    assert (records, letters) == (len(urls) - 2, 2)
+    print(f"\ncpu worker kill -9: all {len(urls)} ended {time.monotonic() - killed_at:.0f}s after the kill")
+
+
+def test_fetch_worker_killed_holding_postponed_fetches(fault_settings: Settings, tmp_path: Path) -> None:
+    # One host at 4 requests/s: most URLs are deferred (re-queued with a countdown) and the
+    # fetch worker holds them, reserved and unacknowledged, when it dies.
+    settings = fault_settings.model_copy(update={"host_rate": 4.0})
+    logs = tmp_path / "logs"
+    with (
+        serve_pages(load_pages()) as server,
+        running_workers(settings, logs, concurrency={"fetch": 8, "cpu": 2}) as workers,
+    ):
+        urls = _urls(server.base_url, server.url)
+        result = enqueue(urls, settings=settings)
+        wait_for(lambda: outcomes_so_far(settings, result.batch) >= 3)
+        kill_group(workers[0])
+        replacement = _restart("fetch", settings, logs, 8)
+        try:
+            wait_for_batch(settings, result.batch, timeout=300)
+        finally:
+            stop_workers([replacement])
+    assert assert_each_url_ended_once(settings, urls) == (len(urls) - 2, 2)
+
+
+def test_both_workers_stopped_warm_mid_batch_and_started_again(
+    fault_settings: Settings, tmp_path: Path
+) -> None:
+    settings = fault_settings
+    logs = tmp_path / "logs"
+    with serve_pages(load_pages()) as server:
+        urls = _urls(server.base_url, server.url)
+        with running_workers(settings, logs, queues=("deliver",)):
+            with running_workers(
+                settings, logs / "first", queues=("fetch", "cpu"), concurrency={"fetch": 8, "cpu": 2}
+            ) as first:
+                result = enqueue(urls, settings=settings)
+                wait_for(lambda: outcomes_so_far(settings, result.batch) >= 5)
+                for process in first:
+                    process.send_signal(signal.SIGTERM)  # warm shutdown: running tasks finish
+            with running_workers(
+                settings, logs / "second", queues=("fetch", "cpu"), concurrency={"fetch": 8, "cpu": 2}
+            ):
+                wait_for_batch(settings, result.batch, timeout=300)
+    assert assert_each_url_ended_once(settings, urls) == (len(urls) - 2, 2)
+
+
+def test_cpu_pool_processes_recycled_during_the_batch(fault_settings: Settings, tmp_path: Path) -> None:
+    settings = fault_settings.model_copy(update={"cpu_max_tasks_per_child": 3})
+    with (
+        serve_pages(load_pages()) as server,
+        running_workers(settings, tmp_path / "logs", concurrency={"fetch": 8, "cpu": 2}),
+    ):
+        urls = _urls(server.base_url, server.url, variants=3)
+        result = enqueue(urls, settings=settings)
+        wait_for_batch(settings, result.batch, timeout=300)
+    assert assert_each_url_ended_once(settings, urls) == (len(urls) - 2, 2)
+
+
+def test_a_fetch_longer_than_the_visibility_timeout_is_published_once(
+    fault_settings: Settings, tmp_path: Path
+) -> None:
+    # 30 s to send the page against a 10 s visibility timeout: the broker hands the message
+    # out again while the first fetch is still reading, and both copies run to the end.
+    settings = fault_settings.model_copy(
+        update={
+            "visibility_timeout": 10,
+            "fetch_defer_horizon": 5.0,
+            "fetch_deadline": 60.0,
+            "fetch_read_timeout": 20.0,
+        }
+    )
+    with (
+        serve_slow_pages() as server,
+        running_workers(settings, tmp_path / "logs", concurrency={"fetch": 4, "cpu": 1}),
+    ):
+        urls = [server.url("/slow/30/long")]
+        result = enqueue(urls, settings=settings)
+        status = wait_for_batch(settings, result.batch, timeout=300)
+        wait_for(lambda: server.hits["/slow/30/long"] >= 2, timeout=120)  # it was handed out again
+    assert status["outcomes"]["published"] == 1  # type: ignore[index]
+    assert assert_each_url_ended_once(settings, urls) == (1, 0)
