@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from itertools import pairwise
 
 import pytest
 
@@ -108,13 +107,19 @@ def test_redirect_hops_take_slots_on_the_host_they_go_to(
     fetch_settings: Settings, server: HostileServer
 ) -> None:
     """Three URLs of one site all redirect to another, rate-limited, site: the second site
-    sees its requests (robots.txt included) spaced by its rate, not back to back."""
+    sees its requests (robots.txt included) spaced by its rate, not back to back.
+
+    The slots are booked 0.25 s apart from the first one, and a request can only arrive
+    after its slot: the last of the four arrives at least 0.75 s after the loop began,
+    however loaded the machine (load only delays). Gaps between arrivals are not asserted:
+    on a busy machine one late arrival makes the next gap look short."""
     settings = fetch_settings.model_copy(update={"host_rates": {"127.0.0.2": 4.0}})
     fetcher = build_fetcher(settings)
     server.robots = None
     try:
         with serve_hostile("127.0.0.2") as target:
             target.robots = None
+            started = time.monotonic()  # the server stamps arrivals with time.monotonic()
             for number in range(3):
                 page = fetcher.fetch(server.url(f"/to/{target.url(f'/page/{number}')}"), f"hop-{number}")
                 assert page.final_url == target.url(f"/page/{number}")
@@ -122,10 +127,8 @@ def test_redirect_hops_take_slots_on_the_host_they_go_to(
     finally:
         fetcher.client.close()
     assert len(arrivals) == 4  # robots.txt and three pages
-    gaps = [later - earlier for earlier, later in pairwise(arrivals)]
-    # 4 requests/s: 0.25 s apart. The gaps are read at the server, after the sockets: on a
-    # loaded machine one request's arrival can be late and the next gap look shorter.
-    assert min(gaps) >= 0.15, gaps
+    assert arrivals == sorted(arrivals)
+    assert arrivals[-1] - started >= 3 * 0.25 - 0.01, [round(when - started, 3) for when in arrivals]
 
 
 def test_429_carries_retry_after_then_succeeds(fetcher: Fetcher, server: HostileServer) -> None:

@@ -35,6 +35,7 @@ def test_redis_restarted_for_10s_mid_batch(settings: Settings, tmp_path: Path) -
                 "visibility_timeout": 20,
                 "fetch_defer_horizon": 5.0,
                 "delivery_claim_idle": 10.0,
+                "stuck_after": 60.0,
             }
         )
         pages = load_pages()

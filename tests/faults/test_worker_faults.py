@@ -43,6 +43,7 @@ def fault_settings(settings: Settings) -> Settings:
             "visibility_timeout": 20,
             "fetch_defer_horizon": 5.0,
             "delivery_claim_idle": 10.0,
+            "stuck_after": 60.0,
         }
     )
 
