@@ -62,6 +62,14 @@ def test_declared_environment_names_real_settings() -> None:
                 assert key in fields, f"{name} sets unknown setting {key}"
 
 
+def test_compose_redis_keeps_its_data_across_a_restart() -> None:
+    # Without AOF a restart forgets the queues, the unacknowledged messages and the ledger.
+    redis_service = SERVICES["redis"]
+    command = [str(part) for part in redis_service["command"]]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert any(str(volume).endswith(":/data") for volume in redis_service["volumes"])
+
+
 def test_dockerfile_copies_what_exists() -> None:
     for line in (ROOT / "Dockerfile").read_text().splitlines():
         if line.startswith("COPY "):

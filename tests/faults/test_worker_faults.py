@@ -7,6 +7,7 @@ timeout is 20 s here (default 120 s) so that a dead worker's messages come back 
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -79,6 +80,21 @@ def test_cpu_worker_killed_with_its_pool_mid_batch(fault_settings: Settings, tmp
     records, letters = assert_each_url_ended_once(settings, urls)
     assert (records, letters) == (len(urls) - 2, 2)
     print(f"\ncpu worker kill -9: all {len(urls)} ended {time.monotonic() - killed_at:.0f}s after the kill")
+
+
+def test_cpu_pool_children_killed_mid_batch(fault_settings: Settings, tmp_path: Path) -> None:
+    settings = fault_settings
+    with serve_pages(load_pages()) as server, running_workers(
+        settings, tmp_path / "logs", concurrency={"fetch": 8, "cpu": 2}
+    ) as workers:
+        urls = _urls(server.base_url, server.url)
+        result = enqueue(urls, settings=settings)
+        wait_for(lambda: outcomes_so_far(settings, result.batch) >= 5)
+        children = subprocess.run(["pgrep", "-P", str(workers[1].pid)], capture_output=True, text=True)
+        for pid in children.stdout.split():
+            os.kill(int(pid), signal.SIGKILL)  # the main process stays and starts new children
+        wait_for_batch(settings, result.batch, timeout=300)
+    assert assert_each_url_ended_once(settings, urls) == (len(urls) - 2, 2)
 
 
 def test_fetch_worker_killed_holding_postponed_fetches(fault_settings: Settings, tmp_path: Path) -> None:
