@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import redis
 from config import Settings
 from stores.ledger import Ledger
 from stores.redis_client import client_for
+from tests.support.faults import wait_for
 from tests.support.http_server import serve_pages
 from tests.support.pages import load_pages
 from tests.support.stores import drop_postgres_table, jsonl_ids, jsonl_lines, postgres_ids, stream_ids
@@ -156,7 +156,7 @@ def test_delivery_and_cpu_processes_killed_mid_batch_leave_no_gap_and_no_repeat(
             log = (logs / "deliver.log").open("ab")
             for _ in range(3):  # start delivery, kill it -9 once it has stored something, again
                 deliverer = spawn_worker("deliver", env, log)
-                _wait_for(lambda: _delivered(ledger, result.batch) > 0 or _done(ledger, result.batch))
+                wait_for(lambda: _delivered(ledger, result.batch) > 0 or _done(ledger, result.batch))
                 _kill_group(deliverer)
             # The CPU pool's children are killed too: their stage messages come back.
             cpu = workers[1]
@@ -188,11 +188,3 @@ def _delivered(ledger: Ledger, batch: str) -> int:
 def _done(ledger: Ledger, batch: str) -> bool:
     status = ledger.status(batch)
     return bool(status and status.done)
-
-
-def _wait_for(predicate, timeout: float = 180.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(0.05)

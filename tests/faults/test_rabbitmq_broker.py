@@ -9,7 +9,6 @@ visibility timeout to wait for.
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,13 +16,7 @@ import pytest
 from kombu import Connection
 
 from config import Settings
-from tests.faults.test_worker_faults import _restart, _urls
-from tests.support.faults import assert_each_url_ended_once, kill_group, outcomes_so_far, wait_for
-from tests.support.http_server import serve_pages
-from tests.support.pages import load_pages
-from tests.support.workers import running_workers, wait_for_batch
-from worker import enqueue
-from worker.processes import stop_workers
+from tests.support.faults import assert_each_url_ended_once, batch_with_a_worker_killed
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(600)]
 
@@ -58,23 +51,10 @@ def rabbit_settings(settings: Settings) -> Iterator[Settings]:
 
 
 def test_cpu_worker_killed_mid_batch_on_rabbitmq(rabbit_settings: Settings, tmp_path: Path) -> None:
-    settings = rabbit_settings
-    logs = tmp_path / "logs"
-    with (
-        serve_pages(load_pages()) as server,
-        running_workers(settings, logs, concurrency={"fetch": 8, "cpu": 2}) as workers,
-    ):
-        urls = _urls(server.base_url, server.url)
-        result = enqueue(urls, settings=settings)
-        wait_for(lambda: outcomes_so_far(settings, result.batch) >= 5)
-        kill_group(workers[1])
-        killed_at = time.monotonic()
-        replacement = _restart("cpu", settings, logs, 2)
-        try:
-            status = wait_for_batch(settings, result.batch, timeout=400)
-        finally:
-            stop_workers([replacement])
-        recovered = time.monotonic() - killed_at
-    assert status["resent"] == 0  # the broker gave the messages back, not the reconciler
-    assert assert_each_url_ended_once(settings, urls) == (len(urls) - 2, 2)
-    print(f"\nrabbitmq, cpu worker kill -9: all {len(urls)} ended {recovered:.0f}s after the kill")
+    run = batch_with_a_worker_killed(rabbit_settings, tmp_path / "logs", "cpu")
+    assert run.status["resent"] == 0  # the broker gave the messages back, not the reconciler
+    assert assert_each_url_ended_once(rabbit_settings, run.urls) == (len(run.urls) - 2, 2)
+    print(
+        f"\nrabbitmq, cpu worker kill -9: all {len(run.urls)} ended"
+        f" {run.seconds_after_kill:.0f}s after the kill"
+    )

@@ -23,21 +23,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(6
 OUTAGE_SECONDS = 10
 
 
-def test_redis_restarted_for_10s_mid_batch(settings: Settings, tmp_path: Path) -> None:
+def test_redis_restarted_for_10s_mid_batch(fault_settings: Settings, tmp_path: Path) -> None:
     with private_redis(tmp_path / "redis") as server:
-        configured = settings.model_copy(
-            update={
-                "redis_url": server.url,
-                "stores": "jsonl",
-                "max_retries": 1,
-                "retry_backoff_base": 0.1,
-                "fetch_connect_timeout": 2.0,
-                "visibility_timeout": 20,
-                "fetch_defer_horizon": 5.0,
-                "delivery_claim_idle": 10.0,
-                "stuck_after": 60.0,
-            }
-        )
+        configured = fault_settings.model_copy(update={"redis_url": server.url})
         pages = load_pages()
         with (
             serve_pages(pages) as pages_server,

@@ -15,6 +15,7 @@ import pytest
 from config import Settings
 from stores.ledger import Ledger
 from stores.redis_client import client_for
+from tests.support.faults import wait_for
 from tests.support.http_server import serve_pages
 from tests.support.pages import load_pages
 from tests.support.stores import drop_postgres_table, jsonl_ids, jsonl_lines, postgres_ids
@@ -51,11 +52,11 @@ def test_postgres_cut_for_60s_mid_batch_delays_its_records_and_loses_none(
             ):
                 urls = [server.url(page.id) + f"?v={n}" for page in pages for n in range(6)]
                 result = enqueue(urls, settings=configured)
-                _wait_for(lambda: (ledger.status(result.batch) or _none()).delivered.get("postgres", 0) > 0)
+                wait_for(lambda: (ledger.status(result.batch) or _none()).delivered.get("postgres", 0) > 0)
                 proxy.cut()
                 cut_at = time.monotonic()
                 # JSONL goes on while PostgreSQL is down: the whole batch reaches it.
-                _wait_for(
+                wait_for(
                     lambda: _undelivered(ledger, result.batch, "jsonl") == 0, timeout=OUTAGE_SECONDS - 5
                 )
                 during = ledger.status(result.batch)
@@ -88,11 +89,3 @@ def _undelivered(ledger: Ledger, batch: str, store: str) -> int:
 
 def _none():  # type: ignore[no-untyped-def]
     raise AssertionError("batch vanished")
-
-
-def _wait_for(predicate, timeout: float = 180.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(0.05)

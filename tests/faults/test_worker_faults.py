@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -18,76 +17,33 @@ import pytest
 from config import Settings
 from tests.support.faults import (
     assert_each_url_ended_once,
-    kill_group,
+    batch_urls,
+    batch_with_a_worker_killed,
     outcomes_so_far,
     serve_slow_pages,
     wait_for,
 )
 from tests.support.http_server import serve_pages
 from tests.support.pages import load_pages
-from tests.support.workers import running_workers, settings_env, wait_for_batch
+from tests.support.workers import running_workers, wait_for_batch
 from worker import enqueue
-from worker.processes import spawn_worker, stop_workers
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(600)]
 
 
-@pytest.fixture
-def fault_settings(settings: Settings) -> Settings:
-    """Fast retries and a short visibility timeout, JSONL only."""
-    return settings.model_copy(
-        update={
-            "stores": "jsonl",
-            "max_retries": 1,
-            "retry_backoff_base": 0.1,
-            "fetch_connect_timeout": 2.0,
-            "visibility_timeout": 20,
-            "fetch_defer_horizon": 5.0,
-            "delivery_claim_idle": 10.0,
-            "stuck_after": 60.0,
-        }
-    )
-
-
-def _urls(base: str, server_url, variants: int = 5) -> list[str]:  # type: ignore[no-untyped-def]
-    pages = load_pages()
-    urls = [server_url(page.id) + f"?v={n}" for page in pages for n in range(variants)]
-    return [*urls, base + "/missing", "http://127.0.0.1:1/refused"]
-
-
-def _restart(queue: str, settings: Settings, log_dir: Path, concurrency: int) -> subprocess.Popen[bytes]:
-    log = (log_dir / f"restarted-{queue}-{time.monotonic_ns()}.log").open("wb")
-    return spawn_worker(queue, settings_env(settings), log, concurrency)
-
-
 def test_cpu_worker_killed_with_its_pool_mid_batch(fault_settings: Settings, tmp_path: Path) -> None:
-    settings = fault_settings
-    logs = tmp_path / "logs"
-    with (
-        serve_pages(load_pages()) as server,
-        running_workers(settings, logs, concurrency={"fetch": 8, "cpu": 2}) as workers,
-    ):
-        urls = _urls(server.base_url, server.url)
-        result = enqueue(urls, settings=settings)
-        wait_for(lambda: outcomes_so_far(settings, result.batch) >= 5)
-        kill_group(workers[1])  # the CPU worker's main process and its children, kill -9
-        killed_at = time.monotonic()
-        replacement = _restart("cpu", settings, logs, 2)
-        try:
-            wait_for_batch(settings, result.batch, timeout=300)
-        finally:
-            stop_workers([replacement])
-    records, letters = assert_each_url_ended_once(settings, urls)
-    assert (records, letters) == (len(urls) - 2, 2)
-    print(f"\ncpu worker kill -9: all {len(urls)} ended {time.monotonic() - killed_at:.0f}s after the kill")
+    run = batch_with_a_worker_killed(fault_settings, tmp_path / "logs", "cpu")
+    assert assert_each_url_ended_once(fault_settings, run.urls) == (len(run.urls) - 2, 2)
+    print(f"\ncpu worker kill -9: all {len(run.urls)} ended {run.seconds_after_kill:.0f}s after the kill")
 
 
 def test_cpu_pool_children_killed_mid_batch(fault_settings: Settings, tmp_path: Path) -> None:
     settings = fault_settings
-    with serve_pages(load_pages()) as server, running_workers(
-        settings, tmp_path / "logs", concurrency={"fetch": 8, "cpu": 2}
-    ) as workers:
-        urls = _urls(server.base_url, server.url)
+    with (
+        serve_pages(load_pages()) as server,
+        running_workers(settings, tmp_path / "logs", concurrency={"fetch": 8, "cpu": 2}) as workers,
+    ):
+        urls = batch_urls(server.base_url, server.url)
         result = enqueue(urls, settings=settings)
         wait_for(lambda: outcomes_so_far(settings, result.batch) >= 5)
         children = subprocess.run(["pgrep", "-P", str(workers[1].pid)], capture_output=True, text=True)
@@ -101,21 +57,9 @@ def test_fetch_worker_killed_holding_postponed_fetches(fault_settings: Settings,
     # One host at 4 requests/s: most URLs are deferred (re-queued with a countdown) and the
     # fetch worker holds them, reserved and unacknowledged, when it dies.
     settings = fault_settings.model_copy(update={"host_rate": 4.0})
-    logs = tmp_path / "logs"
-    with (
-        serve_pages(load_pages()) as server,
-        running_workers(settings, logs, concurrency={"fetch": 8, "cpu": 2}) as workers,
-    ):
-        urls = _urls(server.base_url, server.url)
-        result = enqueue(urls, settings=settings)
-        wait_for(lambda: outcomes_so_far(settings, result.batch) >= 3)
-        kill_group(workers[0])
-        replacement = _restart("fetch", settings, logs, 8)
-        try:
-            wait_for_batch(settings, result.batch, timeout=300)
-        finally:
-            stop_workers([replacement])
-    assert assert_each_url_ended_once(settings, urls) == (len(urls) - 2, 2)
+    run = batch_with_a_worker_killed(settings, tmp_path / "logs", "fetch")
+    assert assert_each_url_ended_once(settings, run.urls) == (len(run.urls) - 2, 2)
+    print(f"\nfetch worker kill -9: all {len(run.urls)} ended {run.seconds_after_kill:.0f}s after the kill")
 
 
 def test_both_workers_stopped_warm_mid_batch_and_started_again(
@@ -124,7 +68,7 @@ def test_both_workers_stopped_warm_mid_batch_and_started_again(
     settings = fault_settings
     logs = tmp_path / "logs"
     with serve_pages(load_pages()) as server:
-        urls = _urls(server.base_url, server.url)
+        urls = batch_urls(server.base_url, server.url)
         with running_workers(settings, logs, queues=("deliver",)):
             with running_workers(
                 settings, logs / "first", queues=("fetch", "cpu"), concurrency={"fetch": 8, "cpu": 2}
@@ -146,7 +90,7 @@ def test_cpu_pool_processes_recycled_during_the_batch(fault_settings: Settings, 
         serve_pages(load_pages()) as server,
         running_workers(settings, tmp_path / "logs", concurrency={"fetch": 8, "cpu": 2}),
     ):
-        urls = _urls(server.base_url, server.url, variants=3)
+        urls = batch_urls(server.base_url, server.url, variants=3)
         result = enqueue(urls, settings=settings)
         wait_for_batch(settings, result.batch, timeout=300)
     assert assert_each_url_ended_once(settings, urls) == (len(urls) - 2, 2)

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -128,6 +129,52 @@ def _lines(path: Path) -> list[dict[str, object]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def batch_urls(base_url: str, page_url: Callable[[str], str], variants: int = 5) -> list[str]:
+    """The fixture pages in ``variants`` copies each, plus a 404 and a refused connection."""
+    from tests.support.pages import load_pages
+
+    urls = [page_url(page.id) + f"?v={n}" for page in load_pages() for n in range(variants)]
+    return [*urls, base_url + "/missing", "http://127.0.0.1:1/refused"]
+
+
+@dataclass
+class KilledRun:
+    """What :func:`batch_with_a_worker_killed` saw."""
+
+    urls: list[str]
+    status: dict[str, object]
+    seconds_after_kill: float
+
+
+def batch_with_a_worker_killed(settings: Settings, log_dir: Path, victim: str) -> KilledRun:
+    """Run a batch on fetch, CPU and delivery workers; once 5 URLs have ended, kill -9 the
+    ``victim`` worker (``fetch`` or ``cpu``) with its pool and start a new one; wait for the end."""
+    from tests.support.http_server import serve_pages
+    from tests.support.pages import load_pages
+    from tests.support.workers import running_workers, settings_env, wait_for_batch
+    from worker import enqueue
+    from worker.processes import spawn_worker, stop_workers
+
+    concurrency = {"fetch": 8, "cpu": 2}
+    with (
+        serve_pages(load_pages()) as server,
+        running_workers(settings, log_dir, concurrency=concurrency) as workers,
+    ):
+        urls = batch_urls(server.base_url, server.url)
+        result = enqueue(urls, settings=settings)
+        wait_for(lambda: outcomes_so_far(settings, result.batch) >= 5)
+        kill_group(workers[("fetch", "cpu").index(victim)])
+        killed_at = time.monotonic()
+        log = (log_dir / f"restarted-{victim}.log").open("wb")
+        replacement = spawn_worker(victim, settings_env(settings), log, concurrency[victim])
+        try:
+            status = wait_for_batch(settings, result.batch, timeout=400)
+        finally:
+            stop_workers([replacement])
+            log.close()
+    return KilledRun(urls, status, time.monotonic() - killed_at)
 
 
 class SlowPageServer(ThreadingHTTPServer):
