@@ -53,8 +53,6 @@ def rabbit_settings(settings: Settings) -> Iterator[Settings]:
 def test_cpu_worker_killed_mid_batch_on_rabbitmq(rabbit_settings: Settings, tmp_path: Path) -> None:
     run = batch_with_a_worker_killed(rabbit_settings, tmp_path / "logs", "cpu")
     assert run.status["resent"] == 0  # the broker gave the messages back, not the reconciler
-    assert assert_each_url_ended_once(rabbit_settings, run.urls) == (len(run.urls) - 2, 2)
-    print(
-        f"\nrabbitmq, cpu worker kill -9: all {len(run.urls)} ended"
-        f" {run.seconds_after_kill:.0f}s after the kill"
-    )
+    fault = "kill -9 of the CPU worker, RabbitMQ broker"
+    ended = assert_each_url_ended_once(rabbit_settings, run.urls, fault, run.seconds_after_kill)
+    assert ended == (len(run.urls) - 2, 2)

@@ -56,9 +56,7 @@ def test_postgres_cut_for_60s_mid_batch_delays_its_records_and_loses_none(
                 proxy.cut()
                 cut_at = time.monotonic()
                 # JSONL goes on while PostgreSQL is down: the whole batch reaches it.
-                wait_for(
-                    lambda: _undelivered(ledger, result.batch, "jsonl") == 0, timeout=OUTAGE_SECONDS - 5
-                )
+                wait_for(lambda: _undelivered(ledger, result.batch, "jsonl") == 0, timeout=OUTAGE_SECONDS - 5)
                 during = ledger.status(result.batch)
                 assert during is not None and during.undelivered("postgres") > 0
                 time.sleep(max(OUTAGE_SECONDS - (time.monotonic() - cut_at), 0))
@@ -73,10 +71,11 @@ def test_postgres_cut_for_60s_mid_batch_delays_its_records_and_loses_none(
             assert postgres_ids(configured) == published
             assert status["delivery"]["postgres"]["failed"] == 0  # type: ignore[index]
             assert jsonl_lines(configured.output_dir / "dead-letters.jsonl") == []
+            waited = during.undelivered("postgres")
             print(
-                f"\npostgres cut {OUTAGE_SECONDS}s: {during.undelivered('postgres')} of"
-                f" {during.committed} records waited; all {len(published)} stored"
-                f" {caught_up:.1f}s after it returned"
+                f"\nFAULT | PostgreSQL cut {OUTAGE_SECONDS} s mid-batch ({waited} of {during.committed} records"
+                f" waited; JSONL took all meanwhile) | {len(urls)} | {len(published)} | 0 | 0 | 0 |"
+                f" {caught_up:.1f} s |"
             )
         finally:
             drop_postgres_table(configured.model_copy(update={"postgres_dsn": postgres_dsn}))

@@ -33,8 +33,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(6
 
 def test_cpu_worker_killed_with_its_pool_mid_batch(fault_settings: Settings, tmp_path: Path) -> None:
     run = batch_with_a_worker_killed(fault_settings, tmp_path / "logs", "cpu")
-    assert assert_each_url_ended_once(fault_settings, run.urls) == (len(run.urls) - 2, 2)
-    print(f"\ncpu worker kill -9: all {len(run.urls)} ended {run.seconds_after_kill:.0f}s after the kill")
+    ended = assert_each_url_ended_once(
+        fault_settings, run.urls, "kill -9 of the CPU worker's main process and pool", run.seconds_after_kill
+    )
+    assert ended == (len(run.urls) - 2, 2)
 
 
 def test_cpu_pool_children_killed_mid_batch(fault_settings: Settings, tmp_path: Path) -> None:
@@ -50,7 +52,10 @@ def test_cpu_pool_children_killed_mid_batch(fault_settings: Settings, tmp_path: 
         for pid in children.stdout.split():
             os.kill(int(pid), signal.SIGKILL)  # the main process stays and starts new children
         wait_for_batch(settings, result.batch, timeout=300)
-    assert assert_each_url_ended_once(settings, urls) == (len(urls) - 2, 2)
+    assert assert_each_url_ended_once(settings, urls, "kill -9 of the CPU pool's children") == (
+        len(urls) - 2,
+        2,
+    )
 
 
 def test_fetch_worker_killed_holding_postponed_fetches(fault_settings: Settings, tmp_path: Path) -> None:
@@ -58,8 +63,10 @@ def test_fetch_worker_killed_holding_postponed_fetches(fault_settings: Settings,
     # fetch worker holds them, reserved and unacknowledged, when it dies.
     settings = fault_settings.model_copy(update={"host_rate": 4.0})
     run = batch_with_a_worker_killed(settings, tmp_path / "logs", "fetch")
-    assert assert_each_url_ended_once(settings, run.urls) == (len(run.urls) - 2, 2)
-    print(f"\nfetch worker kill -9: all {len(run.urls)} ended {run.seconds_after_kill:.0f}s after the kill")
+    ended = assert_each_url_ended_once(
+        settings, run.urls, "kill -9 of the fetch worker holding deferred fetches", run.seconds_after_kill
+    )
+    assert ended == (len(run.urls) - 2, 2)
 
 
 def test_both_workers_stopped_warm_mid_batch_and_started_again(
@@ -81,7 +88,10 @@ def test_both_workers_stopped_warm_mid_batch_and_started_again(
                 settings, logs / "second", queues=("fetch", "cpu"), concurrency={"fetch": 8, "cpu": 2}
             ):
                 wait_for_batch(settings, result.batch, timeout=300)
-    assert assert_each_url_ended_once(settings, urls) == (len(urls) - 2, 2)
+    assert assert_each_url_ended_once(settings, urls, "SIGTERM of both workers, then new ones") == (
+        len(urls) - 2,
+        2,
+    )
 
 
 def test_cpu_pool_processes_recycled_during_the_batch(fault_settings: Settings, tmp_path: Path) -> None:
@@ -93,7 +103,10 @@ def test_cpu_pool_processes_recycled_during_the_batch(fault_settings: Settings, 
         urls = batch_urls(server.base_url, server.url, variants=3)
         result = enqueue(urls, settings=settings)
         wait_for_batch(settings, result.batch, timeout=300)
-    assert assert_each_url_ended_once(settings, urls) == (len(urls) - 2, 2)
+    assert assert_each_url_ended_once(settings, urls, "CPU pool processes recycled every 3 tasks") == (
+        len(urls) - 2,
+        2,
+    )
 
 
 def test_a_fetch_longer_than_the_visibility_timeout_is_published_once(
@@ -118,4 +131,4 @@ def test_a_fetch_longer_than_the_visibility_timeout_is_published_once(
         status = wait_for_batch(settings, result.batch, timeout=300)
         wait_for(lambda: server.hits["/slow/30/long"] >= 2, timeout=120)  # it was handed out again
     assert status["outcomes"]["published"] == 1  # type: ignore[index]
-    assert assert_each_url_ended_once(settings, urls) == (1, 0)
+    assert assert_each_url_ended_once(settings, urls, "a fetch longer than the visibility timeout") == (1, 0)

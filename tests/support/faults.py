@@ -110,9 +110,12 @@ def outcomes_so_far(settings: Settings, batch: str) -> int:
     return status.accounted if status else 0
 
 
-def assert_each_url_ended_once(settings: Settings, urls: list[str]) -> tuple[int, int]:
+def assert_each_url_ended_once(
+    settings: Settings, urls: list[str], fault: str = "", seconds: float | None = None
+) -> tuple[int, int]:
     """The promise, read from the JSONL store: every URL is exactly one record or one dead
-    letter, and none is both. Returns (records, dead letters)."""
+    letter, and none is both. Returns (records, dead letters); with ``fault``, prints the
+    row of the fault table (``pytest -s`` shows it)."""
     records = _lines(settings.output_dir / "articles.jsonl")
     letters = [line for line in _lines(settings.output_dir / "dead-letters.jsonl") if not line.get("store")]
     ended = Counter([str(line["url"]) for line in records] + [str(line["url"]) for line in letters])
@@ -122,6 +125,9 @@ def assert_each_url_ended_once(settings: Settings, urls: list[str]) -> tuple[int
     }
     ids = Counter(str(line["id"]) for line in records)
     assert all(count == 1 for count in ids.values())
+    if fault:
+        recovered = f"{seconds:.0f} s" if seconds is not None else "-"
+        print(f"\nFAULT | {fault} | {len(urls)} | {len(records)} | {len(letters)} | 0 | 0 | {recovered} |")
     return len(records), len(letters)
 
 
