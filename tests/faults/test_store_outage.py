@@ -73,8 +73,8 @@ def test_postgres_cut_for_60s_mid_batch_delays_its_records_and_loses_none(
             assert jsonl_lines(configured.output_dir / "dead-letters.jsonl") == []
             waited = during.undelivered("postgres")
             print(
-                f"\nFAULT | PostgreSQL cut {OUTAGE_SECONDS} s mid-batch ({waited} of {during.committed} records"
-                f" waited; JSONL took all meanwhile) | {len(urls)} | {len(published)} | 0 | 0 | 0 |"
+                f"\nFAULT | PostgreSQL cut {OUTAGE_SECONDS} s mid-batch ({waited} of {during.committed}"
+                f" records waited; JSONL took all meanwhile) | {len(urls)} | {len(published)} | 0 | 0 | 0 |"
                 f" {caught_up:.1f} s |"
             )
         finally:
