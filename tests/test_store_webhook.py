@@ -8,13 +8,14 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 
 import pytest
 
 from stores.base import Delivery, StoreUnavailable
 from stores.webhook import MAX_RETRY_AFTER, WebhookStore, retry_after, sign
 from tasks.record import ArticleRecord
-from tests.support.webhook_receiver import Behaviour, always, fail_first, serve_webhook
+from tests.support.webhook_receiver import Behaviour, WebhookReceiver, always, fail_first, serve_webhook
 
 SECRET = "s3cret-ключ"
 
@@ -193,3 +194,31 @@ def test_bad_configuration_fails_at_construction() -> None:
         WebhookStore("ftp://example.org/", SECRET, concurrency=1, timeout=1, user_agent="x")
     with pytest.raises(ValueError):
         WebhookStore("http://127.0.0.1/hook", "", concurrency=1, timeout=1, user_agent="x")
+
+
+def test_connections_are_kept_alive_and_reopened_once_closed(
+    make_store: MakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    accepted: list[socket.socket] = []
+    get_request = WebhookReceiver.get_request
+
+    def counting_get_request(self: WebhookReceiver) -> tuple[socket.socket, Any]:
+        connection, address = get_request(self)
+        accepted.append(connection)
+        return connection, address
+
+    monkeypatch.setattr(WebhookReceiver, "get_request", counting_get_request)
+    deliveries = _deliveries(60)
+    with serve_webhook(SECRET) as receiver:
+        store = make_store(receiver.url, concurrency=4)
+        for start in range(0, 40, 10):
+            assert len(store.write(deliveries[start : start + 10]).written) == 10
+        assert 1 <= len(accepted) <= 4  # one connection per worker thread, kept from batch to batch
+        kept = len(accepted)
+        for connection in accepted:  # the receiver drops its idle connections
+            connection.shutdown(socket.SHUT_RDWR)
+        time.sleep(0.1)
+        result = store.write(deliveries[40:])
+    assert len(result.written) == 20 and result.rejected == {}  # reopened, not failed
+    assert len(receiver.accepted) == 60 and len(receiver.posts) == 60
+    assert kept < len(accepted) <= kept + 4
