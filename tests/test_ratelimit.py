@@ -39,17 +39,6 @@ def test_slots_past_the_horizon_are_not_booked(redis_client: redis.Redis, key_pr
     assert not again.booked and again.wait <= full.wait
 
 
-def _max_in_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best = 0
-    start = 0
-    for end, when in enumerate(times):
-        while when - times[start] >= window:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
 def test_two_workers_share_the_host_rate(settings: Settings, tmp_path: Path) -> None:
     rate, urls = 4.0, 24
     settings = settings.model_copy(update={"host_rate": rate, "fetch_defer_horizon": 2.0})
@@ -59,6 +48,7 @@ def test_two_workers_share_the_host_rate(settings: Settings, tmp_path: Path) -> 
             settings, tmp_path / "logs", queues=("fetch", "fetch"), concurrency={"fetch": 16}
         ) as workers,
     ):
+        started = time.monotonic()  # the server stamps arrivals with time.monotonic() too
         batch = enqueue([server.url(f"/page/{index}") for index in range(urls)], settings=settings).batch
         ledger = Ledger(client_for(settings), settings.key_prefix, settings.batch_ttl)
         deadline = time.monotonic() + 90
@@ -73,12 +63,17 @@ def test_two_workers_share_the_host_rate(settings: Settings, tmp_path: Path) -> 
         times = server.hit_times("/")  # pages and robots.txt: every request counts
     assert status.stages["fetch"] == urls and not status.reasons
     assert server.hits["/robots.txt"] == 1
-    requests = len(times)
-    span = max(times) - min(times)
-    # Requests per second at the server: never more than the rate in any 1 s window (one
-    # extra allowed for timer jitter), and the whole run no faster than the rate.
-    assert _max_in_window(times, 1.0) <= rate + 1, sorted(times)
-    assert requests / (span + 1 / rate) <= rate * 1.1
+    # The shared schedule books the host's slots 1/rate apart, from both processes, and a
+    # request can only arrive after its slot: the k-th arrival comes k/rate after the start
+    # at the earliest, however loaded the machine (load only delays). Two processes each
+    # keeping the rate alone would send twice as fast and break this. Windows of arrivals
+    # are not counted: on a busy machine delayed requests can arrive bunched.
+    arrivals = sorted(times)
+    assert len(arrivals) == urls + 1  # the pages and one robots.txt
+    early = [
+        (k, round(when - started, 3)) for k, when in enumerate(arrivals) if when - started < k / rate - 0.02
+    ]
+    assert not early, early
     # Both processes did part of the work (the schedule is what kept them in step).
     logs = [path.read_text() for path in sorted((tmp_path / "logs").glob("*.log"))]
     assert len(logs) == 2 and all('"stage.done"' in text for text in logs)
