@@ -265,6 +265,34 @@ class Settings(BaseSettings, StoreSettings):
     language_sample_chars: int = Field(
         default=1000, description="Characters of text the language detector reads."
     )
+    html_max_depth: int = Field(
+        default=256,
+        ge=1,
+        description="Deepest element nesting of a page the parsers accept, as estimated by one scan "
+        "of the markup before any parser runs; a deeper page is dead-lettered as `page_too_complex`. "
+        "lxml drops everything past depth 256 anyway; the deepest page of the shared corpora scans at 108.",
+    )
+    html_max_nodes: int = Field(
+        default=20_000,
+        ge=1,
+        description="Most elements (start tags) of a page the parsers accept; a larger page is "
+        "dead-lettered as `page_too_complex`. The largest page of the shared corpora has 4,098; "
+        "trafilatura's cost grows faster than linearly with elements.",
+    )
+    html_max_nesting: int = Field(
+        default=1_000_000,
+        ge=1,
+        description="Most total nesting of a page (the depths of all its elements added up): "
+        "extractors walk each element's ancestors, so their cost grows as elements x depth. A page "
+        "past it is dead-lettered as `page_too_complex`; the shared corpora reach 69,702.",
+    )
+    html_max_cpu_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="CPU seconds the language or the clean stage may spend on one page's HTML, "
+        "checked between parser calls; past it the page is dead-lettered as `page_too_complex` "
+        "(the slowest page of the shared corpora takes about 1 s for both stages).",
+    )
 
     # --- Logging --------------------------------------------------------------------------
     log_level: str = Field(default="INFO", description="Log level of the `ingest` loggers.")

@@ -124,11 +124,11 @@ def _is_chrome(line: str, line_key: str, context: PageContext, counts: Counter[s
     prose = is_prose(line)
     words = len(line_key.split())
     return (
-        (bool(_TEMPLATE_DEBRIS.search(line)) and not prose)
-        or (line_key in context.link_texts and words < 30)
+        (not prose and bool(_TEMPLATE_DEBRIS.search(line)))
+        or (words < 30 and line_key in context.link_texts)
         or _is_labelled_link(line, context.link_texts)  # "Read also: <a linked headline>"
         or (words >= 4 and line_key in context.long_links)  # part of a teaser that is one link
-        or (bool(_CONTACT_OR_CREDIT.search(line)) and words < 40)
+        or (words < 40 and bool(_CONTACT_OR_CREDIT.search(line)))
         or line_key in context.captions
         or line_key in _AGENCY_KEYS  # a credit line: "Agence France-Presse", "dpa"
         or (not prose and counts[line_key] > 1)

@@ -13,6 +13,11 @@ JSON-LD ``articleBody``, then the article HTML in a script-rendered page's hydra
 (:mod:`tasks.hydration`), are the fallbacks when the extractor finds nothing. Finally the
 language is checked on the extracted body, since that is what the record's ``language``
 describes (the language stage only saw a sample of the page).
+
+Hostile pages are bounded: the markup is checked against the page budget before lxml parses
+it and the stage's CPU time is checked between the steps (:mod:`tasks.page_guard`,
+``page_too_complex``), and a page whose text is a link list or a table dump is refused as
+``not_article`` rather than published (:mod:`tasks.page_kind`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from tasks.html import marker_words, parse
 from tasks.hydration import hydration_paragraphs
 from tasks.langid import LanguageGuess, detect_language, second_opinion
 from tasks.metadata import PageMetadata, extract_metadata
+from tasks.page_guard import CpuGuard, PageBudget, check_page
+from tasks.page_kind import not_article
 from tasks.record import Job
 from tasks.siblings import restore_siblings, restore_subheadings
 from worker.app import app
@@ -89,6 +96,7 @@ _FURNITURE_WORDS = frozenset(
 )
 #: A cheap first test on ``class`` and ``id`` before the words are checked.
 _FURNITURE_HINT = re.compile(r"omment|ewsletter|ubscri|ignup|romo|elated|bio")
+_BOXES = ("div", "section", "aside", "form")
 #: A box holding more text than this (characters) is a layout wrapper, not furniture.
 FURNITURE_MAX_CHARS = 3000
 
@@ -96,13 +104,15 @@ FURNITURE_MAX_CHARS = 3000
 def furniture_lines(root: etree._Element) -> frozenset[str]:
     """Lines of the page's furniture boxes (see :data:`_FURNITURE_WORDS`)."""
     texts: set[str] = set()
-    for box in root.iter("div", "section", "aside", "form"):
+    inside: set[etree._Element] = set()  # boxes within a box already read: their lines are in
+    for box in root.iter(*_BOXES):
         names = f"{box.get('class') or ''} {box.get('id') or ''}"
-        if not _FURNITURE_HINT.search(names) or not marker_words(box) & _FURNITURE_WORDS:
+        if box in inside or not _FURNITURE_HINT.search(names) or not marker_words(box) & _FURNITURE_WORDS:
             continue
         if len(box.text_content()) > FURNITURE_MAX_CHARS:
             continue
         texts.update(key(node.text_content()) for node in box.iter("p", "li", "h2", "h3", "h4"))
+        inside.update(box.iterdescendants(*_BOXES))
     texts.discard("")
     return frozenset(texts)
 
@@ -118,16 +128,24 @@ def _paragraphs_of(body: str) -> list[str]:
     return [line for line in (" ".join(part.split()) for part in body.splitlines()) if line]
 
 
-def clean_article(html: str, url: str | None = None, language: str | None = None) -> CleanArticle:
+def clean_article(
+    html: str, url: str | None = None, language: str | None = None, budget: PageBudget | None = None
+) -> CleanArticle:
     """Extract the article text and metadata; ``no_text`` if the page holds none.
 
-    ``language`` (the language stage's guess) is accepted for language-aware cleaning; the
-    current rules do not need it.
+    A page past ``budget`` (:mod:`tasks.page_guard`) ends as ``page_too_complex`` before any
+    parser sees it, or once it has used the budget's CPU seconds; a link list or a table dump
+    (:mod:`tasks.page_kind`) ends as ``not_article``. ``language`` (the language stage's
+    guess) is accepted for language-aware cleaning; the current rules do not need it.
     """
+    budget = budget or PageBudget()
+    check_page(html, budget)
+    guard = CpuGuard(budget.max_cpu_seconds)
     root = parse(html)
     if root is None:
         raise PermanentError("the page is empty or not HTML", reason="no_text")
     metadata = extract_metadata(root, url)
+    guard.check("metadata")
     link_texts, long_links = _link_texts(root)
     context = PageContext(
         titles=metadata.title_candidates,
@@ -136,6 +154,7 @@ def clean_article(html: str, url: str | None = None, language: str | None = None
         long_links=long_links,
         captions=_captions(root) | furniture_lines(root),
     )
+    guard.check("page context")
     document = trafilatura.bare_extraction(
         root,
         url=url,
@@ -145,15 +164,20 @@ def clean_article(html: str, url: str | None = None, language: str | None = None
         include_images=False,
         include_links=False,
     )
+    guard.check("extraction")
     raw = document.text if document is not None and not isinstance(document, dict) else None
     lines = clean_lines((raw or "").splitlines(), context)
     if lines:
-        lines = restore_subheadings(root, restore_siblings(root, lines))
+        lines = restore_subheadings(root, restore_siblings(root, lines, guard), guard)
         lines = add_lead(lines, metadata.description, partial(_shown, root))
     elif metadata.article_body:
         lines = clean_lines(_paragraphs_of(metadata.article_body), context)
     else:
         lines = clean_lines(hydration_paragraphs(root), context)
+    guard.check("cleaning")
+    why_not = not_article(lines, root)
+    if why_not:
+        raise PermanentError(why_not, reason="not_article")
     text = "\n\n".join(lines)
     if not text or not (any(is_prose(line) for line in lines) or sum(ch.isalpha() for ch in text) >= 80):
         raise PermanentError("no article text found on the page", reason="no_text")
@@ -169,10 +193,12 @@ def body_language(
     return detect_language(text, declared, sample_chars)
 
 
-def clean_stage(job: Job, html: str, sample_chars: int = DEFAULT_SAMPLE_CHARS) -> Job:
+def clean_stage(
+    job: Job, html: str, sample_chars: int = DEFAULT_SAMPLE_CHARS, budget: PageBudget | None = None
+) -> Job:
     """Fill the record's text, metadata and body language from the page."""
     current = job.record
-    article = clean_article(html, current.final_url or current.url, current.language)
+    article = clean_article(html, current.final_url or current.url, current.language, budget)
     meta = article.metadata
     guess = body_language(
         article.text, current.language, current.language_confidence, job.html_lang, sample_chars
@@ -204,6 +230,7 @@ def clean(self: StageTask, job: dict[str, Any]) -> dict[str, Any]:
 
     def stage(current: Job) -> Job:
         html = self.bodies.get(current.body_key or "")
-        return clean_stage(current, html, self.settings.language_sample_chars)
+        budget = PageBudget.from_settings(self.settings)
+        return clean_stage(current, html, self.settings.language_sample_chars, budget)
 
     return run_stage(self, STAGE, job, stage)

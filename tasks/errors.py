@@ -27,6 +27,12 @@ REASONS: dict[str, str] = {
     "robots_unavailable": "The site's robots.txt answered 5xx or 429 on every retry; RFC 9309 says "
     "to assume everything is disallowed meanwhile.",
     "no_text": "No article text could be extracted from the page.",
+    "not_article": "The page is not an article: most of its visible text is links or short table "
+    "cells (a link farm, a data dump) and the text extracted from it is not prose.",
+    "page_too_complex": "The page's HTML is past the parsing budget: nested deeper than "
+    "`INGEST_HTML_MAX_DEPTH`, more elements than `INGEST_HTML_MAX_NODES`, more total nesting than "
+    "`INGEST_HTML_MAX_NESTING`, or more than `INGEST_HTML_MAX_CPU_SECONDS` of CPU in one stage; "
+    "refused before it can stall a worker.",
     "body_expired": "The fetched body expired from Redis before a later stage read it.",
     "store_error": "A store was unavailable for longer than the outbox keeps records "
     "(`INGEST_OUTBOX_RETENTION`); the dead letter names the store.",

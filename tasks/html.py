@@ -18,6 +18,8 @@ import lxml.html
 from lxml import etree
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
+from tasks.page_guard import CpuGuard
+
 _PARSERS = threading.local()  # an lxml parser must not be used by two threads at once
 _TEXT_SELECTOR = "p, h2, h3, li, blockquote"
 #: Containers whose text is never the article: page chrome and consent banners.
@@ -108,42 +110,77 @@ def marker_words(element: etree._Element, with_id: bool = True) -> set[str]:
     return set(_MARKER_SPLIT.split(marker.lower())) - {""}
 
 
-def is_chrome(element: etree._Element) -> bool:
-    """True inside header/footer/nav/aside/forms or a cookie/consent/newsletter container."""
+def _marks_chrome(tag: str, marker: str) -> bool:
+    """Whether one element (its tag, its ``class`` and ``id``) is page chrome by itself."""
+    if tag in _CHROME_TAGS:
+        return True
+    marker = marker.lower()
+    return bool(marker.strip()) and any(word in marker for word in _CHROME_WORDS)
+
+
+def is_chrome(element: etree._Element, memo: dict[etree._Element, bool] | None = None) -> bool:
+    """True inside header/footer/nav/aside/forms or a cookie/consent/newsletter container.
+
+    Pass the same ``memo`` for many elements of one tree: each ancestor is then judged once,
+    so testing every element of a deep page costs O(elements), not O(elements x depth).
+    """
+    memo = {} if memo is None else memo
+    path: list[etree._Element] = []
     node: etree._Element | None = element
+    found = False
     while node is not None:
+        known = memo.get(node)
+        if known is not None:
+            found = known
+            break
         tag = node.tag if isinstance(node.tag, str) else ""
-        if tag in _CHROME_TAGS:
-            return True
-        marker = f"{node.get('class') or ''} {node.get('id') or ''}".lower()
-        if marker.strip() and any(word in marker for word in _CHROME_WORDS):
-            return True
+        if _marks_chrome(tag, f"{node.get('class') or ''} {node.get('id') or ''}"):
+            found = True
+            memo[node] = True
+            break
+        path.append(node)
         node = node.getparent()
-    return False
+    for below in path:  # every element on the way up has the answer of the first one that knew
+        memo[below] = found
+    return found
 
 
-def _node_is_chrome(node: LexborNode) -> bool:
-    """:func:`is_chrome` for a selectolax node."""
+def _node_is_chrome(node: LexborNode, memo: dict[int, bool]) -> bool:
+    """:func:`is_chrome` for a selectolax node (``memo`` keyed by node address)."""
+    path: list[int] = []
     current: LexborNode | None = node
+    found = False
     while current is not None and current.tag not in ("html", "-undef"):
-        if current.tag in _CHROME_TAGS:
-            return True
+        address = current.mem_id
+        known = memo.get(address)
+        if known is not None:
+            found = known
+            break
         attributes = current.attributes
-        marker = f"{attributes.get('class') or ''} {attributes.get('id') or ''}".lower()
-        if marker.strip() and any(word in marker for word in _CHROME_WORDS):
-            return True
+        if _marks_chrome(current.tag or "", f"{attributes.get('class') or ''} {attributes.get('id') or ''}"):
+            found = True
+            memo[address] = True
+            break
+        path.append(address)
         current = current.parent
-    return False
+    for address in path:
+        memo[address] = found
+    return found
 
 
-def _paragraphs(containers: list[LexborNode], max_chars: int) -> str:
+def _paragraphs(containers: list[LexborNode], max_chars: int, guard: CpuGuard | None) -> str:
     parts: list[str] = []
     size = 0
     seen: set[str] = set()
+    chrome: dict[int, bool] = {}
     for container in containers:
-        for node in container.css(_TEXT_SELECTOR):
+        for count, node in enumerate(container.css(_TEXT_SELECTOR)):
+            if guard is not None and not count % 256:
+                guard.check("language sample")
+            if _node_is_chrome(node, chrome):
+                continue
             text = " ".join(node.text(separator="").split())
-            if len(text) < MIN_PARAGRAPH_CHARS or text in seen or _node_is_chrome(node):
+            if len(text) < MIN_PARAGRAPH_CHARS or text in seen:
                 continue
             seen.add(text)
             parts.append(text)
@@ -153,7 +190,7 @@ def _paragraphs(containers: list[LexborNode], max_chars: int) -> str:
     return " ".join(parts)[:max_chars]
 
 
-def sketch(html: str, max_chars: int) -> PageSketch:
+def sketch(html: str, max_chars: int, guard: CpuGuard | None = None) -> PageSketch:
     """The declared language, the ``<title>`` and up to ``max_chars`` of article-like text.
 
     JSON-LD ``articleBody`` is the publisher's own statement of the article text; when the
@@ -191,8 +228,8 @@ def sketch(html: str, max_chars: int) -> PageSketch:
     if not sample:
         tree.strip_tags(["script", "style", "template", "noscript"])
         scopes = tree.css('article, main, [itemprop="articleBody"]')
-        sample = _paragraphs(scopes, max_chars) if scopes else ""
+        sample = _paragraphs(scopes, max_chars, guard) if scopes else ""
         if len(sample) < max_chars // 4 and tree.body is not None:
-            sample = _paragraphs([tree.body], max_chars) or sample
+            sample = _paragraphs([tree.body], max_chars, guard) or sample
     declared = declared.strip() if declared and declared.strip() else None
     return PageSketch(declared_language=declared, title=title or None, text_sample=sample)

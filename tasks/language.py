@@ -14,6 +14,7 @@ from typing import Any
 
 from tasks.html import sketch
 from tasks.langid import LanguageGuess, detect_language, normalize_code
+from tasks.page_guard import CpuGuard, PageBudget, check_page
 from tasks.record import Job
 from worker.app import app
 from worker.stage import StageTask, run_stage
@@ -23,9 +24,15 @@ __all__ = ["STAGE", "LanguageGuess", "detect_language", "language_stage", "norma
 STAGE = "language"
 
 
-def language_stage(job: Job, html: str, sample_chars: int) -> Job:
-    """Detect the page's language from a sample of its article text (title if it has none)."""
-    page = sketch(html, sample_chars)
+def language_stage(job: Job, html: str, sample_chars: int, budget: PageBudget | None = None) -> Job:
+    """Detect the page's language from a sample of its article text (title if it has none).
+
+    A page past ``budget`` ends as ``page_too_complex`` here, before selectolax parses it
+    (:mod:`tasks.page_guard`).
+    """
+    budget = budget or PageBudget()
+    check_page(html, budget)
+    page = sketch(html, sample_chars, CpuGuard(budget.max_cpu_seconds))
     guess = detect_language(page.text_sample or (page.title or ""), page.declared_language, sample_chars)
     record = job.record.model_copy(
         update={"language": guess.language, "language_confidence": guess.confidence}
@@ -39,6 +46,7 @@ def language(self: StageTask, job: dict[str, Any]) -> dict[str, Any]:
 
     def stage(current: Job) -> Job:
         html = self.bodies.get(current.body_key or "")
-        return language_stage(current, html, self.settings.language_sample_chars)
+        budget = PageBudget.from_settings(self.settings)
+        return language_stage(current, html, self.settings.language_sample_chars, budget)
 
     return run_stage(self, STAGE, job, stage)

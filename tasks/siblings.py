@@ -16,6 +16,7 @@ from lxml import etree
 
 from tasks.boilerplate import is_prose, key
 from tasks.html import is_chrome
+from tasks.page_guard import CpuGuard
 
 _BLOCKS = ("p", "h2", "h3", "h4", "li", "blockquote")
 #: Extracted paragraphs that must share the signature before it is trusted.
@@ -31,13 +32,15 @@ def _signature(element: etree._Element) -> tuple[str, str] | None:
     return (str(element.tag), classes) if classes else None
 
 
-def restore_siblings(root: etree._Element, lines: list[str]) -> list[str]:
+def restore_siblings(root: etree._Element, lines: list[str], guard: CpuGuard | None = None) -> list[str]:
     """``lines`` with the missing paragraphs of the article's signature inserted in page order."""
     if len(lines) < MIN_MATCHED:
         return lines
     order: dict[str, int] = {}
     elements: list[tuple[int, etree._Element, str]] = []
     for position, element in enumerate(root.iter(*_BLOCKS)):
+        if guard is not None and not position % 256:
+            guard.check("restoring paragraphs")
         if not element.get("class"):
             continue  # no signature: can neither vote nor be restored
         text = " ".join(element.text_content().split())
@@ -60,6 +63,7 @@ def restore_siblings(root: etree._Element, lines: list[str]) -> list[str]:
         return lines
     present = {position for position in line_positions if position is not None}
     line_keys = {key(line)[:PROBE] for line in lines}
+    chrome: dict[etree._Element, bool] = {}
     missing = [
         (position, text)
         for position, element, text in elements
@@ -67,7 +71,7 @@ def restore_siblings(root: etree._Element, lines: list[str]) -> list[str]:
         and _signature(element) == signature
         and is_prose(text)
         and key(text)[:PROBE] not in line_keys
-        and not is_chrome(element)
+        and not is_chrome(element, chrome)
     ]
     if not missing:
         return lines
@@ -116,7 +120,7 @@ def _neighbour_line(element: etree._Element, forward: bool, line_index: dict[str
     return None
 
 
-def restore_subheadings(root: etree._Element, lines: list[str]) -> list[str]:
+def restore_subheadings(root: etree._Element, lines: list[str], guard: CpuGuard | None = None) -> list[str]:
     """``lines`` with the sub-headings the extractor dropped between two of its paragraphs.
 
     A short heading whose nearest siblings before and after (past scripts, ad slots and other
@@ -130,13 +134,16 @@ def restore_subheadings(root: etree._Element, lines: list[str]) -> list[str]:
     for index, line in enumerate(lines):
         line_index.setdefault(key(line)[:PROBE], index)
     inserts: dict[int, list[str]] = {}
-    for heading in root.iter(*_HEADINGS):
+    chrome: dict[etree._Element, bool] = {}
+    for count, heading in enumerate(root.iter(*_HEADINGS)):
+        if guard is not None and not count % 256:
+            guard.check("restoring sub-headings")
         text = " ".join(heading.text_content().split())
         if not text or len(text) > HEADING_MAX_CHARS or key(text)[:PROBE] in line_index:
             continue
         before = _neighbour_line(heading, False, line_index)
         after = _neighbour_line(heading, True, line_index)
-        if before is not None and after == before + 1 and not is_chrome(heading):
+        if before is not None and after == before + 1 and not is_chrome(heading, chrome):
             inserts.setdefault(after, []).append(text)  # document order within a run of headings
     if not inserts:
         return lines

@@ -17,6 +17,7 @@ from tasks.clean import clean_stage
 from tasks.dedup import content_hash
 from tasks.entities import ModelRegistry, entities_stage
 from tasks.language import language_stage
+from tasks.page_guard import PageBudget
 from tasks.record import ArticleRecord, Job, record_id
 from tasks.urls import canonicalize_url
 
@@ -46,9 +47,10 @@ def process_html(
         batch="offline",
         record=ArticleRecord(id=record_id(identity), url=url, final_url=url, fetched_at=datetime.now(UTC)),
     )
+    budget = PageBudget.from_settings(settings)  # INGEST_HTML_* apply offline too
     steps: list[tuple[str, Callable[[Job], Job]]] = [
-        ("language", lambda current: language_stage(current, html, settings.language_sample_chars)),
-        ("clean", lambda current: clean_stage(current, html, settings.language_sample_chars)),
+        ("language", lambda current: language_stage(current, html, settings.language_sample_chars, budget)),
+        ("clean", lambda current: clean_stage(current, html, settings.language_sample_chars, budget)),
     ]
     if registry is not None:
         steps.append(
