@@ -100,7 +100,7 @@ class Settings(BaseSettings, StoreSettings):
         description='Per-host override of `host_rate`, as JSON: `{"www.example.org": 5}`.',
     )
     fetch_defer_horizon: float = Field(
-        default=60.0,
+        default=55.0,
         description="A URL whose host has no free request slot within this many seconds is "
         "re-queued to ask again later (it never waits in a worker slot).",
     )
@@ -139,7 +139,7 @@ class Settings(BaseSettings, StoreSettings):
         default=150, description="Seconds before the worker process running a stage is killed."
     )
     visibility_timeout: int = Field(
-        default=120,
+        default=110,
         ge=10,
         description="Seconds before a Redis-broker message that a worker took but never acknowledged "
         "(it died, or lost its connection) is handed out again; checked every 10 s. A task still "
