@@ -42,13 +42,13 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 
 import httpx
 
 from config import Settings
 from stores.base import Delivery, StoreUnavailable, WriteResult
+from tasks.http_client import parse_retry_after
 
 #: Longest wait a receiver's ``Retry-After`` can impose, in seconds.
 MAX_RETRY_AFTER = 3600.0
@@ -227,16 +227,5 @@ def _dropped(sock: socket.socket) -> bool:
 
 def retry_after(value: str | None, now: datetime | None = None) -> float | None:
     """Seconds a ``Retry-After`` value (seconds or an HTTP date) asks for, at most an hour."""
-    value = (value or "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return min(float(value), MAX_RETRY_AFTER)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+    seconds = parse_retry_after(value, now)
+    return None if seconds is None else min(seconds, MAX_RETRY_AFTER)

@@ -28,7 +28,6 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any, NoReturn
 from urllib.parse import urljoin, urlsplit
@@ -45,12 +44,12 @@ from stores.robots import ROBOTS_MAX_BYTES, RobotsCache
 from stores.validators import Validators, ValidatorStore
 from tasks.decoding import decode_html, ensure_html
 from tasks.errors import PermanentError, StopPipeline, TransientError
-from tasks.http_client import build_client, hop_timeout, read_body
+from tasks.http_client import build_client, hop_timeout, parse_retry_after, read_body
 from tasks.record import Job
 from tasks.ssrf import AddressPolicy, GuardedBackend
 from tasks.urls import validate_url
 from worker.app import app
-from worker.guard import STATE_ERRORS, pause_then_raise
+from worker.guard import STATE_ERRORS, pause_after_state_error
 from worker.pipeline import send_after_fetch, send_fetch
 from worker.stage import StageTask, run_job
 
@@ -337,18 +336,7 @@ def _raise_for_status(response: httpx.Response) -> None:
 
 def retry_after(response: httpx.Response) -> float | None:
     """Seconds the server asked us to wait (``Retry-After``: seconds or an HTTP date)."""
-    value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+    return parse_retry_after(response.headers.get("retry-after"))
 
 
 # --- one fetcher per process ------------------------------------------------------------------
@@ -401,7 +389,7 @@ def fetch(
     try:
         fetch_bundle(self, bundle, slot_until)
     except STATE_ERRORS as exc:
-        pause_then_raise(exc)  # then GuardedRequest requeues the whole bundle: nothing was lost
+        pause_after_state_error(exc)  # then GuardedRequest requeues the whole bundle: nothing was lost
         raise
 
 

@@ -12,6 +12,8 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 
 import httpcore
 import httpx
@@ -158,3 +160,20 @@ def read_body(
         raise PermanentError(f"body exceeds {max_bytes} bytes", reason="too_large")
     chunks.append(tail)
     return b"".join(chunks)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds a ``Retry-After`` value asks for (delta seconds or an HTTP date); None if absent
+    or unreadable. Shared by the fetcher and the webhook store, which cap it each their way."""
+    value = (value or "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)

@@ -44,16 +44,16 @@ def publish(self: StageTask, job: dict[str, Any]) -> dict[str, Any]:
     def stage(current: Job) -> Job:
         settings = self.settings
         record = current.record
-        ended = "dropped"
         if settings.dedup_drop_duplicates and record.duplicate_of is not None:
             self.ledger.claim_outcome(current.batch, record.id, "duplicate")
+            ended = "dropped"
         else:
             ended = self.outbox.commit_record(
                 current.batch, record.id, outcome_of(record), record.model_dump_json(), settings.seen_ttl
             )
-            if ended == "seen":
-                log.info("publish.seen", detail="made final by another batch inside the re-ingest window")
-        if ended != "seen":
+        if ended == "seen":
+            log.info("publish.seen", detail="made final by another batch inside the re-ingest window")
+        else:
             seen = SeenUrls(client_for(settings), settings.key_prefix, settings.seen_ttl)
             seen.mark(url_identities(record), record.id, current.batch)
         if current.body_key:

@@ -31,7 +31,7 @@ from stores.registry import build_store
 from tasks.record import ArticleRecord, Job
 from tests.support.hostile_server import HostileServer, serve_hostile
 from tests.support.workers import running_workers, settings_env, wait_for_batch
-from worker.app import app, broker_url
+from worker.app import app
 from worker.delivery import StoreConsumer
 from worker.pipeline import bundle_jobs, bundle_size
 from worker.producer import enqueue, new_job
@@ -334,7 +334,7 @@ def test_bundled_batch_ends_each_url_once(
 
 def _send_bundle(settings: Settings, jobs: list[Job], task_id: str, **options: Any) -> None:
     """One fetch message carrying ``jobs``, under a task id the test chose."""
-    with app.connection_for_write(broker_url(settings)) as connection:
+    with app.connection_for_write(settings.effective_broker_url) as connection:
         app.send_task(
             "ingest.fetch",
             args=([job.model_dump(mode="json") for job in jobs],),
@@ -447,7 +447,7 @@ def test_a_one_job_message_of_the_earlier_format_still_ends_right(
     with _servers(1) as servers:
         job = new_job(servers[0].url("/page/old-format"), batch)
         ledger.open_batch(batch, 1)
-        with app.connection_for_write(broker_url(settings)) as connection:
+        with app.connection_for_write(settings.effective_broker_url) as connection:
             app.send_task(
                 "ingest.fetch",
                 args=(job.model_dump(mode="json"),),

@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -26,7 +25,7 @@ from config import Settings
 from stores.ledger import Ledger
 from stores.redis_client import client_for
 from tasks.record import DeadLetter
-from tests.support.http_server import serve_pages
+from tests.support.http_server import serve_in_thread, serve_pages
 from tests.support.pages import load_pages
 from tests.support.workers import running_workers, settings_env, wait_for_batch
 from worker.intake import bad_urls, read_url_lines, report
@@ -268,14 +267,8 @@ class _AuthSeeingHandler(BaseHTTPRequestHandler):
 
 @contextmanager
 def _serve_one_page() -> Iterator[_AuthSeeingServer]:
-    server = _AuthSeeingServer(load_pages()[0].html.encode("utf-8"))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serve_in_thread(_AuthSeeingServer(load_pages()[0].html.encode("utf-8"))) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.integration

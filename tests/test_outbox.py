@@ -103,14 +103,14 @@ def test_consumer_writes_acks_and_counts_each_entry_once(
 def test_entries_of_a_consumer_that_died_are_taken_over(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path
 ) -> None:
-    outbox = _outbox(settings, redis_client, claim_idle=0.5)
+    outbox = _outbox(settings, redis_client, claim_idle=5.0)
     outbox.ensure_groups(["jsonl"])
     _commit(outbox, "b1", 5)
     taken = outbox.read("jsonl", "dead-consumer", 10, 0)  # read, then the process died: never acked
     assert len(taken) == 5
     survivor = StoreConsumer(JsonlStore(tmp_path), outbox, settings, "survivor")
     assert survivor.step(0) == 0 and outbox.groups()["jsonl"].pending == 5  # not idle long enough yet
-    time.sleep(0.6)
+    time.sleep(5.5)
     _drain(survivor, 3)
     assert outbox.groups()["jsonl"].pending == 0
     assert len((tmp_path / "articles.jsonl").read_text().splitlines()) == 5
@@ -137,14 +137,14 @@ def test_a_store_down_past_the_retention_dead_letters_its_records_naming_it(
 ) -> None:
     from stores.webhook import WebhookStore
 
-    outbox = _outbox(settings, redis_client, retention=1)
+    outbox = _outbox(settings, redis_client, retention=4)
     outbox.ensure_groups(["webhook", "jsonl"])
     _commit(outbox, "b1", 3)
     down = WebhookStore("http://127.0.0.1:1/hook", "secret", concurrency=2, timeout=1.0, user_agent="test")
     consumer = StoreConsumer(down, outbox, settings, "c1")
     assert consumer.step(0) > 0  # inside the retention: retried later, nothing dead yet
     assert outbox.groups()["webhook"].pending == 3
-    time.sleep(1.2)
+    time.sleep(4.5)
     assert consumer.step(0) == 0
     assert outbox.groups()["webhook"].pending == 0
     consumer.step(0)  # the three new dead-letter entries: not for the webhook, acknowledged

@@ -19,6 +19,7 @@ from stores.ledger import Ledger
 from stores.redis_client import client_for
 from tests.support.http_server import serve_pages
 from tests.support.pages import load_pages
+from tests.support.stores import drop_postgres_table
 from tests.support.workers import running_workers, settings_env, wait_for_batch
 from worker import enqueue
 
@@ -49,9 +50,7 @@ def pipeline_settings(settings: Settings, postgres_dsn: str) -> Settings:
 @pytest.fixture
 def drop_table(pipeline_settings: Settings):  # type: ignore[no-untyped-def]
     yield
-    assert pipeline_settings.postgres_dsn
-    with psycopg.connect(pipeline_settings.postgres_dsn, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {pipeline_settings.postgres_table}")  # type: ignore[arg-type]
+    drop_postgres_table(pipeline_settings)
 
 
 def test_every_url_ends_once_as_record_or_dead_letter(

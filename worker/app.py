@@ -28,11 +28,6 @@ STAGE_MODULES = [
 ]
 
 
-def broker_url(settings: Settings) -> str:
-    """The broker URL of these settings (see ``Settings.effective_broker_url``)."""
-    return settings.effective_broker_url
-
-
 def create_app(settings: Settings) -> Celery:
     """A Celery app for these settings."""
     celery_app = Celery("news_ingest", include=STAGE_MODULES)

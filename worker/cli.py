@@ -99,14 +99,6 @@ def _batch_table(row: dict[str, Any]) -> Table:
     return table
 
 
-def _check_stores(settings: Settings) -> None:
-    try:
-        settings.store_names  # noqa: B018 - validates INGEST_STORES
-    except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
-
-
 def _enqueue_summary(result: EnqueueResult) -> str:
     """``12 URLs (3 already seen, not fetched; 1 repeat skipped)``."""
     notes = []

@@ -22,7 +22,6 @@ from config import Settings, get_settings
 from worker.cli import (
     _batch_table,
     _check_redis,
-    _check_stores,
     _enqueue_summary,
     _ledger,
     _read_urls,
@@ -94,7 +93,6 @@ def _run_job(
             err.print("[dim]started an embedded Redis (set INGEST_REDIS_URL to use your own)[/dim]")
         settings = base.model_copy(update={"redis_url": redis_url, "output_dir": out.resolve()})
         _check_redis(settings)
-        _check_stores(settings)
         env = {
             **os.environ,
             **worker_env,

@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from config import get_settings
 from config.stores import STORE_NAMES
-from worker.cli import _check_redis, _check_stores, cli, err
+from worker.cli import _check_redis, cli, err
 
 
 @cli.command()
@@ -28,7 +28,6 @@ def deliver(
     """Deliver finished records from the outbox to every configured store (INGEST_STORES)."""
     settings = get_settings()
     _check_redis(settings)
-    _check_stores(settings)
     from worker.delivery import run_delivery
 
     chosen = [name.strip() for name in only.split(",") if name.strip()] if only else None

@@ -69,6 +69,8 @@ class StoreConsumer:
         self.failures = 0
         self._attempts: dict[str, int] = {}
         self._last_error = ""
+        self._own_pending = True  # at start: what an earlier run of this name left unacknowledged
+        self._next_claim = 0.0
 
     def run(self, stop: threading.Event) -> None:
         """Deliver until ``stop`` is set; a batch under way is finished first."""
@@ -78,6 +80,7 @@ class StoreConsumer:
                 try:
                     wait = self.step(_BLOCK_MS)
                 except redis.RedisError as exc:
+                    self._own_pending = True  # what it had read may still be unacknowledged
                     self.failures += 1
                     wait = self.backoff(None)
                     log.warning("deliver.outbox_unavailable", error=str(exc), wait=wait)
@@ -88,11 +91,25 @@ class StoreConsumer:
 
     def step(self, block_ms: int = 0) -> float:
         """Deliver one batch; returns how long to wait before the next (0: go on at once)."""
-        entries = self.outbox.read(self.store.name, self.consumer, self.settings.delivery_batch, block_ms)
+        claim = time.monotonic() >= self._next_claim
+        if claim:  # dead consumers' entries: looked for a few times per claim_idle, not per batch
+            self._next_claim = time.monotonic() + self.outbox.claim_idle / 4
+        entries = self.outbox.read(
+            self.store.name,
+            self.consumer,
+            self.settings.delivery_batch,
+            block_ms,
+            own=self._own_pending,
+            claim=claim,
+        )
+        self._own_pending = False
         if not entries:
             return 0.0
-        skipped = [d for d in entries if d.kind == "dead_letter" and not self.store.takes_dead_letters]
-        todo = [d for d in entries if d not in skipped]
+        skipped: list[Delivery] = []
+        todo: list[Delivery] = []
+        for delivery in entries:
+            not_taken = delivery.kind == "dead_letter" and not self.store.takes_dead_letters
+            (skipped if not_taken else todo).append(delivery)
         result = self._write(todo)
         written = set(result.written)
         done = [d for d in todo if d.entry_id in written]
@@ -116,6 +133,7 @@ class StoreConsumer:
             self._give_up(delivery, "store_error", why)
         if len(expired) == len(left):
             return 0.0
+        self._own_pending = True  # the rest stay unacknowledged: read them again first
         self.failures += 1
         wait = self.backoff(result.retry_after)
         log.warning("deliver.retry", entries=len(left) - len(expired), error=self._last_error, wait=wait)

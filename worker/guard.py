@@ -4,7 +4,7 @@ Every stage records its outcome in Redis: the ledger, the outbox, the page bodie
 dedup index. If Redis cannot be reached, the task did not record anything, so its message
 must not be acknowledged: it has to run again once Redis is back. Two pieces do that:
 
-* :func:`pause_then_raise` (used by :func:`worker.stage.run_stage` and the fetch task):
+* :func:`pause_after_state_error` (used by :func:`worker.stage.run_stage` and the fetch task):
   a state error waits a little inside the task, so a worker does not spin through the
   queue while Redis is down, then propagates.
 * :class:`GuardedRequest`, the request class of every stage task: a task that failed with a
@@ -46,8 +46,8 @@ def is_state_error(exc: BaseException | None) -> bool:
     return isinstance(exc, STATE_ERRORS)
 
 
-def pause_then_raise(exc: BaseException, pause: float = STATE_ERROR_PAUSE) -> None:
-    """Log the state error, wait ``pause`` seconds, and let the caller re-raise it."""
+def pause_after_state_error(exc: BaseException, pause: float = STATE_ERROR_PAUSE) -> None:
+    """Log the state error and wait ``pause`` seconds; the caller then re-raises it."""
     log.warning("stage.state_unavailable", error=f"{type(exc).__name__}: {exc}", pause=pause)
     time.sleep(pause)
 

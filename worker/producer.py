@@ -33,7 +33,7 @@ from stores.outbox import Outbox
 from stores.redis_client import client_for
 from stores.seen import SeenUrls
 from tasks.record import ArticleRecord, DeadLetter, Job, record_id
-from worker.app import app, broker_url
+from worker.app import app
 from worker.intake import IntakeUrl, check_url
 from worker.pipeline import bundle_jobs, bundle_size, send_fetch
 from worker.stage import outbox_for
@@ -119,7 +119,7 @@ def enqueue(
     dead_letter_at_intake(outbox, batch, [jobs[rid] for rid in bad], bad)
     to_fetch = [job for rid, job in jobs.items() if rid not in seen and rid not in bad]
     if to_fetch:
-        with app.connection_for_write(broker_url(settings)) as connection:
+        with app.connection_for_write(settings.effective_broker_url) as connection:
             for bundle in bundle_jobs(to_fetch, bundle_size(len(to_fetch), settings)):
                 send_fetch(bundle, settings, connection=connection)
     return EnqueueResult(batch=batch, total=len(jobs), repeated=repeated, seen=len(seen), bad=len(bad))

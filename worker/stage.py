@@ -34,7 +34,7 @@ from stores.redis_client import client_for
 from stores.validators import ValidatorStore
 from tasks.errors import IngestError, StopPipeline, TransientError
 from tasks.record import DeadLetter, Job
-from worker.guard import STATE_ERRORS, GuardedRequest, pause_then_raise
+from worker.guard import STATE_ERRORS, GuardedRequest, pause_after_state_error
 from worker.pipeline import STAGES
 
 log = structlog.stdlib.get_logger("ingest.stage")
@@ -107,7 +107,7 @@ def run_stage(
             task, stage, job, work, retries=retries, deliveries=deliveries, retry_later=retry_later
         )
     except STATE_ERRORS as exc:
-        pause_then_raise(exc)  # then GuardedRequest requeues the message
+        pause_after_state_error(exc)  # then GuardedRequest requeues the message
         raise
     return result.model_dump(mode="json")
 

@@ -228,11 +228,7 @@ class _SlowHandler(BaseHTTPRequestHandler):
 @contextmanager
 def serve_slow_pages() -> Iterator[SlowPageServer]:
     """A running :class:`SlowPageServer`."""
-    server = SlowPageServer()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    from tests.support.http_server import serve_in_thread
+
+    with serve_in_thread(SlowPageServer()) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()

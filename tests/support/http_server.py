@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import socketserver
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TypeVar
 
 from tests.support.pages import Page
 
@@ -70,14 +72,25 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+Server = TypeVar("Server", bound=socketserver.BaseServer)
+
+
 @contextmanager
-def serve_pages(pages: list[Page]) -> Iterator[PageServer]:
-    """Run a :class:`PageServer` in a thread for the duration of the block."""
-    server = PageServer(pages)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+def serve_in_thread(server: Server, poll_interval: float = 0.5) -> Iterator[Server]:
+    """Serve ``server`` from a daemon thread for the duration of the block, then close it."""
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": poll_interval}, daemon=True
+    )
     thread.start()
     try:
         yield server
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def serve_pages(pages: list[Page]) -> Iterator[PageServer]:
+    """Run a :class:`PageServer` in a thread for the duration of the block."""
+    with serve_in_thread(PageServer(pages)) as server:
+        yield server

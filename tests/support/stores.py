@@ -39,12 +39,11 @@ def stream_ids(settings: Settings, client: redis.Redis) -> Counter[str]:
 
 
 def drop_postgres_table(settings: Settings) -> None:
-    """Drop the test's table and its migration rows."""
-    from stores.postgres import PostgresStore
+    """Drop the test's table and its migration table."""
+    from psycopg import sql
 
     assert settings.postgres_dsn
-    store = PostgresStore(settings.postgres_dsn, settings.postgres_table)
-    try:
-        store._drop()
-    finally:
-        store.close()
+    table = settings.postgres_table
+    with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
+        for name in (table, f"{table}_schema_version"):
+            conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(name)))

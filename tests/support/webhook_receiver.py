@@ -29,6 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from stores.webhook import sign
+from tests.support.http_server import serve_in_thread
 
 #: ``behaviour(key, attempt)`` -> status, or (status, Retry-After value).
 Behaviour = Callable[[str, int], int | tuple[int, str | int]]
@@ -178,11 +179,7 @@ def serve_webhook(
     secret: str, behaviour: Behaviour | None = None, path: str = "/hook"
 ) -> Iterator[WebhookReceiver]:
     """Run a :class:`WebhookReceiver` in a thread for the duration of the block."""
-    server = WebhookReceiver(secret, behaviour or always(200), path)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serve_in_thread(
+        WebhookReceiver(secret, behaviour or always(200), path), poll_interval=0.05
+    ) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
