@@ -144,7 +144,9 @@ class Settings(BaseSettings, StoreSettings):
         description="Seconds before a Redis-broker message that a worker took but never acknowledged "
         "(it died, or lost its connection) is handed out again; checked every 10 s. A task still "
         "running (or waiting for its countdown) past it runs twice, harmlessly: every step is "
-        "idempotent per URL. Retry countdowns are capped at half of it.",
+        "idempotent per URL. Retry countdowns are capped at half of it. Keep it times "
+        "`INGEST_MAX_DELIVERIES` above `INGEST_TIME_LIMIT`: a task still running when handed out "
+        "more often than that is dead-lettered as `worker_lost`.",
     )
     stuck_after: float = Field(
         default=300.0,
