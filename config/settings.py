@@ -296,6 +296,21 @@ class Settings(BaseSettings, StoreSettings):
         "(the slowest page of the shared corpora takes about 1 s for both stages).",
     )
 
+    # --- Metrics --------------------------------------------------------------------------
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port on which `ingest worker` and `ingest deliver` serve Prometheus metrics at "
+        "`/metrics` (`--metrics-port` overrides it; 0 turns them off). Each process needs its own "
+        "port: two workers on one host, two ports. Unset: no metrics.",
+    )
+    metrics_addr: str = Field(
+        default="0.0.0.0",
+        description="Address the metrics server binds (`0.0.0.0`: every interface; `127.0.0.1`: "
+        "only local scrapers).",
+    )
+
     # --- Logging --------------------------------------------------------------------------
     log_level: str = Field(default="INFO", description="Log level of the `ingest` loggers.")
     log_json: bool | None = Field(

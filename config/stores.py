@@ -24,7 +24,9 @@ class StoreSettings(BaseModel):
     )
     output_dir: Path = Field(
         default=Path("ingest-output"),
-        description="Directory of the JSONL store: articles.jsonl and dead-letters.jsonl.",
+        description="Directory of the JSONL store: articles.jsonl and dead-letters.jsonl. `ingest status` "
+        "and `ingest dead-letters` read a batch that Redis does not have from there (summary.json, "
+        "dead-letters.jsonl).",
     )
     jsonl_rotate_bytes: int = Field(
         default=0,

@@ -5,11 +5,13 @@ claimed atomically with ``HSETNX`` inside a Lua script, so a redelivered or retr
 can never count, publish or dead-letter a URL twice; a record or dead letter is claimed by
 the outbox's script (:mod:`stores.outbox`), which commits it for the stores at the same time.
 The stores' delivery counts (``delivered:<store>``, ``failed:<store>``) live in the batch
-hash too.
+hash too, and so do the last :data:`STAGE_SAMPLES` durations of each stage (for the p50/p95
+that ``ingest status`` shows) under ``<prefix>:batch:<id>:seconds:<stage>``.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +26,8 @@ from tasks.record import DeadLetter
 #: conditional re-fetch answered 304; ``seen``: already ingested inside the re-ingest window;
 #: ``dead``: a dead letter was written.
 OUTCOMES = ("published", "duplicate", "unchanged", "seen", "dead")
+#: Durations kept per batch and stage: the most recent ones, enough for a stable p95.
+STAGE_SAMPLES = 1000
 
 _CLAIM_OUTCOME = """
 -- KEYS: outcomes hash, batch hash
@@ -33,14 +37,16 @@ if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('HINCRBY', KEYS[2], 'outcome:' .. ARGV[2], 1)
-redis.call('HSET', KEYS[2], 'touched', redis.call('TIME')[1])
+local now = redis.call('TIME')
+redis.call('HSET', KEYS[2], 'touched', now[1] .. '.' .. string.format('%06d', now[2]))
 return 1
 """
 
 
 _PROGRESS = """
--- KEYS: progress hash (record id -> furthest stage order), batch hash
--- ARGV: record id, stage order, stage name, ttl
+-- KEYS: progress hash (record id -> furthest stage order), batch hash, the stage's seconds list
+-- ARGV: record id, stage order, stage name, ttl, seconds the stage took ('' if not timed),
+--       samples kept per stage
 local reached = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
 if reached >= tonumber(ARGV[2]) then
   return 0
@@ -48,7 +54,13 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('HINCRBY', KEYS[2], 'stage:' .. ARGV[3], 1)
-redis.call('HSET', KEYS[2], 'touched', redis.call('TIME')[1])
+if ARGV[5] ~= '' then
+  redis.call('LPUSH', KEYS[3], ARGV[5])
+  redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[6]) - 1)
+  redis.call('EXPIRE', KEYS[3], ARGV[4])
+end
+local now = redis.call('TIME')
+redis.call('HSET', KEYS[2], 'touched', now[1] .. '.' .. string.format('%06d', now[2]))
 return 1
 """
 
@@ -65,7 +77,7 @@ class BatchStatus:
     retries: dict[str, int] = field(default_factory=dict)
     reasons: dict[str, int] = field(default_factory=dict)
     touched: float = 0.0
-    """When a URL of the batch last moved (a stage done, an outcome), unix seconds."""
+    """When a URL of the batch last moved (a stage done, a retry, an outcome), unix seconds."""
     resent: int = 0
     """URLs the reconciler sent again because their message was lost."""
     committed: int = 0
@@ -73,6 +85,8 @@ class BatchStatus:
     delivered: dict[str, int] = field(default_factory=dict)
     failed: dict[str, int] = field(default_factory=dict)
     """Per store: entries it could not take, kept as dead letters naming it."""
+    stage_seconds: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per stage: ``p50`` and ``p95`` seconds over the last :data:`STAGE_SAMPLES` URLs, and ``samples``."""
 
     def undelivered(self, store: str) -> int:
         """Entries of the batch that ``store`` has neither written nor given up on yet."""
@@ -92,8 +106,17 @@ class BatchStatus:
         """True when every URL of the batch has its outcome."""
         return self.accounted >= self.total
 
+    def seconds(self, now: float | None = None) -> float:
+        """From enqueue to the last outcome once done (``touched``); to now while running."""
+        end = self.touched if self.done else (now or time.time())
+        return max(end - self.created_at, 0.0)
+
     def as_dict(self, stores: list[str] | None = None) -> dict[str, Any]:
-        """JSON-ready form, as ``ingest status --json`` prints it (``stores``: the configured ones)."""
+        """JSON-ready form, as ``ingest status --json`` prints it (``stores``: the configured ones).
+
+        ``urls_per_second``: URLs that reached their outcome over ``seconds`` (so far, while running).
+        """
+        seconds = self.seconds()
         return {
             "batch": self.batch,
             "total": self.total,
@@ -107,6 +130,10 @@ class BatchStatus:
             "dead_letter_reasons": self.reasons,
             "committed": self.committed,
             "resent": self.resent,
+            "touched": self.touched,
+            "seconds": round(seconds, 3),
+            "urls_per_second": round(self.accounted / seconds, 2) if seconds > 0 else None,
+            "stage_seconds": self.stage_seconds,
             "delivery": {
                 store: {
                     "delivered": self.delivered.get(store, 0),
@@ -149,25 +176,32 @@ class Ledger:
         if urls:
             pipe.hset(self.batch_key(batch, "urls"), mapping=dict(urls))  # type: ignore[arg-type]
             pipe.expire(self.batch_key(batch, "urls"), self._ttl)
-        pipe.hset(self.batch_key(batch), mapping={"total": total, "created_at": now, "touched": int(now)})
+        pipe.hset(self.batch_key(batch), mapping={"total": total, "created_at": now, "touched": now})
         pipe.expire(self.batch_key(batch), self._ttl)
         pipe.zadd(f"{self._prefix}:batches", {batch: now})
         pipe.execute()
 
-    def stage_done(self, batch: str, stage: str, record_id: str, order: int) -> bool:
+    def stage_done(
+        self, batch: str, stage: str, record_id: str, order: int, seconds: float | None = None
+    ) -> bool:
         """Count the URL through ``stage`` (the ``order``-th of the chain), once per URL.
 
         A stage redelivered after the URL went further (its successor already ran) counts
-        nothing: the counts stay per URL whatever the broker redelivers.
+        nothing: the counts stay per URL whatever the broker redelivers. ``seconds`` (what the
+        stage took) joins the stage's samples only when the URL is counted, so a redelivery
+        does not weigh twice in the percentiles.
         """
-        keys = [self.batch_key(batch, "progress"), self.batch_key(batch)]
-        return bool(self._progress(keys=keys, args=[record_id, order, stage, self._ttl]))
+        seconds_key = self.batch_key(batch, "seconds", stage)
+        keys = [self.batch_key(batch, "progress"), self.batch_key(batch), seconds_key]
+        timed = "" if seconds is None else f"{seconds:.6f}"
+        args: list[str | int] = [record_id, order, stage, self._ttl, timed, STAGE_SAMPLES]
+        return bool(self._progress(keys=keys, args=args))
 
     def retried(self, batch: str, stage: str) -> None:
         """Count one retry of ``stage`` (the batch is moving: touched now)."""
         pipe = self._client.pipeline()
         pipe.hincrby(self.batch_key(batch), f"retry:{stage}", 1)
-        pipe.hset(self.batch_key(batch), "touched", int(time.time()))
+        pipe.hset(self.batch_key(batch), "touched", time.time())
         pipe.execute()
 
     def count_delivery(self, task_id: str, retries: int) -> int:
@@ -206,7 +240,7 @@ class Ledger:
         """Count URLs sent again by the reconciler (and mark the batch touched now)."""
         pipe = self._client.pipeline()
         pipe.hincrby(self.batch_key(batch), "resent", count)
-        pipe.hset(self.batch_key(batch), "touched", int(time.time()))
+        pipe.hset(self.batch_key(batch), "touched", time.time())
         pipe.execute()
 
     def forget_dead_letter(self, letter: DeadLetter) -> None:
@@ -254,9 +288,58 @@ class Ledger:
             kind, _, item = name.partition(":")
             if kind in groups and item:
                 groups[kind][item] = int(value)
+        status.stage_seconds = self._stage_seconds(batch, sorted(status.stages))
         return status
+
+    def _stage_seconds(self, batch: str, stages: list[str]) -> dict[str, dict[str, float]]:
+        """p50 and p95 of each stage's kept durations (stages without samples left out)."""
+        pipe = self._client.pipeline(transaction=False)
+        for stage in stages:
+            pipe.lrange(self.batch_key(batch, "seconds", stage), 0, -1)
+        found: dict[str, dict[str, float]] = {}
+        for stage, raw in zip(stages, pipe.execute() if stages else [], strict=True):
+            if values := sorted(float(item) for item in raw):
+                found[stage] = {"p50": percentile(values, 0.5), "p95": percentile(values, 0.95)}
+                found[stage]["samples"] = len(values)
+        return found
+
+    def batch_keys(self, batch: str) -> list[str]:
+        """Every key of the batch: its hash and ``<hash>:*`` (outcomes, dead letters, samples...)."""
+        pattern = _glob_escape(self.batch_key(batch)) + ":*"
+        keys = {as_text(key) for key in self._client.scan_iter(match=pattern, count=10_000)}
+        if self._client.exists(self.batch_key(batch)):
+            keys.add(self.batch_key(batch))
+        return sorted(keys)
+
+    def is_listed(self, batch: str) -> bool:
+        """True when the index of batches (``recent_batches``) lists the batch."""
+        return self._client.zscore(f"{self._prefix}:batches", batch) is not None
+
+    def purge(self, batch: str) -> tuple[list[str], bool]:
+        """Delete every key of the batch and its entry in the index of batches.
+
+        Returns the keys deleted and whether the index listed it. Only the ledger's state goes:
+        the outbox and the stores are shared by every batch and keep what they hold.
+        """
+        keys = self.batch_keys(batch)
+        pipe = self._client.pipeline()
+        if keys:
+            pipe.delete(*keys)
+        pipe.zrem(f"{self._prefix}:batches", batch)
+        return keys, bool(pipe.execute()[-1])
 
     def recent_batches(self, limit: int = 20) -> list[str]:
         """Most recent batch ids first."""
         raw = self._client.zrevrange(f"{self._prefix}:batches", 0, limit - 1)
         return [as_text(item) for item in raw]
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    """The nearest-rank percentile of sorted values: a duration one of the URLs really took."""
+    rank = max(math.ceil(fraction * len(ordered)), 1)
+    return round(ordered[rank - 1], 6)
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally by a Redis ``SCAN MATCH`` pattern."""
+    return "".join(f"\\{char}" if char in "*?[]\\" else char for char in text)

@@ -57,7 +57,8 @@ end
 redis.call('HSET', KEYS[1], ARGV[1], outcome)
 redis.call('EXPIRE', KEYS[1], ARGV[3])
 redis.call('HINCRBY', KEYS[2], 'outcome:' .. outcome, 1)
-redis.call('HSET', KEYS[2], 'touched', redis.call('TIME')[1])
+local now = redis.call('TIME')
+redis.call('HSET', KEYS[2], 'touched', now[1] .. '.' .. string.format('%06d', now[2]))
 return committed + 1
 """
 
@@ -74,7 +75,8 @@ redis.call('EXPIRE', KEYS[3], ARGV[2])
 redis.call('HINCRBY', KEYS[2], 'reason:' .. ARGV[4], 1)
 redis.call('XADD', KEYS[4], '*', 'kind', 'dead_letter', 'id', ARGV[1], 'batch', ARGV[5], 'body', ARGV[3])
 redis.call('HINCRBY', KEYS[2], 'outbox', 1)
-redis.call('HSET', KEYS[2], 'touched', redis.call('TIME')[1])
+local now = redis.call('TIME')
+redis.call('HSET', KEYS[2], 'touched', now[1] .. '.' .. string.format('%06d', now[2]))
 return 1
 """
 

@@ -55,6 +55,10 @@ class IngestError(Exception):
                 raise ValueError(f"unknown dead-letter reason {reason!r}")
             self.reason = reason
 
+    def __repr__(self) -> str:
+        """``TransientError('connect_error', 'HTTP ...')``: the reason shows in Flower's RETRY."""
+        return f"{type(self).__name__}({self.reason!r}, {str(self)!r})"
+
 
 class TransientError(IngestError):
     """May succeed on retry: timeouts, connection errors, 429 and 5xx answers."""

@@ -34,7 +34,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 import structlog
-from celery.exceptions import Ignore
+from celery.exceptions import Retry
 from protego import Protego
 
 from config import Settings
@@ -48,10 +48,12 @@ from tasks.http_client import build_client, hop_timeout, parse_retry_after, read
 from tasks.record import Job
 from tasks.ssrf import AddressPolicy, GuardedBackend
 from tasks.urls import validate_url
+from worker import metrics
 from worker.app import app
 from worker.guard import STATE_ERRORS, pause_after_state_error
 from worker.pipeline import send_after_fetch, send_fetch
 from worker.stage import StageTask, run_job
+from worker.task_states import DeadLettered, Deferred, UrlEnded, sent_again
 
 STAGE = "fetch"
 log = structlog.stdlib.get_logger("ingest.fetch")
@@ -271,6 +273,7 @@ class Fetcher:
                 timeout = hop_timeout(settings.fetch_connect_timeout, settings.fetch_read_timeout, deadline)
                 request = self.client.build_request("GET", current, headers=conditional, timeout=timeout)
                 response = self.client.send(request, stream=True)
+                metrics.count_fetch_response(response.status_code, host)  # every hop: 3xx, 304, errors
                 try:
                     if response.status_code in _REDIRECT_CODES and "location" in response.headers:
                         current = validate_url(urljoin(current, response.headers["location"]))
@@ -377,24 +380,26 @@ def fetcher_for(settings: Settings) -> Fetcher:
 @app.task(bind=True, base=StageTask, name="ingest.fetch")
 def fetch(
     self: StageTask, jobs: list[dict[str, Any]] | dict[str, Any], slot_until: float | None = None
-) -> None:
+) -> dict[str, Any]:
     """Fetch each page of the bundle, store its body in Redis and send it to the CPU stages.
 
     The URLs of a bundle are fetched one after another (see :mod:`worker.pipeline`); each
     ends on its own: sent on, retried or deferred as a bundle of one, or dead-lettered.
     ``slot_until`` comes with a deferred bundle of one whose host slot is already booked.
+    The task's state says how its URLs ended (:func:`bundle_state`).
     """
     # A message queued by a version that sent one job per fetch message still ends right.
     bundle = [Job.model_validate(payload) for payload in ([jobs] if isinstance(jobs, dict) else jobs)]
     try:
-        fetch_bundle(self, bundle, slot_until)
+        return fetch_bundle(self, bundle, slot_until)
     except STATE_ERRORS as exc:
         pause_after_state_error(exc)  # then GuardedRequest requeues the whole bundle: nothing was lost
         raise
 
 
-def fetch_bundle(task: StageTask, bundle: list[Job], slot_until: float | None) -> None:
-    """The fetch task's work: each URL of the bundle fetched and sent on, retried or ended."""
+def fetch_bundle(task: StageTask, bundle: list[Job], slot_until: float | None) -> dict[str, Any]:
+    """The fetch task's work: each URL of the bundle fetched and sent on, retried or ended;
+    returns (or raises, see :func:`bundle_state`) how they ended."""
     settings = task.settings
     retries = int(task.request.retries or 0)
     deliveries = task.ledger.count_delivery(task.request.id or "local", retries)
@@ -404,15 +409,18 @@ def fetch_bundle(task: StageTask, bundle: list[Job], slot_until: float | None) -
         log.warning("fetch.bundle_split", urls=len(bundle), deliveries=deliveries)
         for job in bundle:
             send_fetch([job], settings, retries=retries)
-        return
+        return {"split": len(bundle)}
     booked = slot_until is not None and time.time() <= slot_until
     started = time.monotonic()
+    fetched_urls: list[str] = []
+    ended: list[tuple[str, UrlEnded]] = []
+    again: list[Retry] = []
     for index, job in enumerate(bundle):
         if index and time.monotonic() - started > settings.soft_time_limit / 2:
             # A bundle of slow servers must not hold one pool slot for long: the rest go back.
             send_fetch(bundle[index:], settings, retries=retries)
             log.info("fetch.bundle_requeued", urls=len(bundle) - index)
-            return
+            break
         try:
             fetched = run_job(
                 task,
@@ -423,9 +431,41 @@ def fetch_bundle(task: StageTask, bundle: list[Job], slot_until: float | None) -
                 deliveries=deliveries,
                 retry_later=partial(_retry_later, job, settings, retries),
             )
-        except Ignore:
+        except UrlEnded as end:
+            ended.append((job.record.url, end))
+            continue
+        except Retry as retry:
+            again.append(retry)
             continue
         send_after_fetch(fetched, settings)
+        fetched_urls.append(job.record.url)
+    return bundle_state(len(bundle), fetched_urls, ended, again)
+
+
+def bundle_state(
+    size: int, fetched: list[str], ended: list[tuple[str, UrlEnded]], again: list[Retry]
+) -> dict[str, Any]:
+    """The fetch task's end as Flower shows it (see :mod:`worker.task_states`).
+
+    FAILURE if a URL of the bundle ended as a dead letter, else RETRY if one was sent again
+    (retried or deferred), else SUCCESS with what was fetched and what ended (``unchanged``).
+    The other URLs of the bundle went on in every case.
+    """
+    dead = [(url, end) for url, end in ended if end.outcome == "dead"]
+    if dead:
+        reasons = ", ".join(sorted({end.reason for _, end in dead}))
+        if size == 1:
+            raise DeadLettered(dead[0][1].reason, dead[0][1].error)
+        errors = "; ".join(f"{url}: {end.error}" for url, end in dead[:5])
+        raise DeadLettered(reasons, f"{len(dead)} of {size} URLs dead-lettered: {errors}")
+    if again:
+        if size == 1:
+            raise again[0]
+        raise Retry(f"{len(again)} of {size} URLs sent again", exc=again[0].exc, when=again[0].when)
+    return {
+        "fetched": fetched,
+        "ended": {url: end.outcome for url, end in ended},
+    }
 
 
 def fetch_one(task: StageTask, job: Job, *, booked: bool, retries: int) -> Job:
@@ -454,7 +494,9 @@ def defer(job: Job, busy: HostBusy, settings: Settings, retries: int) -> NoRetur
     slot_until = time.time() + busy.wait + _SLOT_GRACE if busy.booked else None
     send_fetch([job], settings, countdown=busy.wait, retries=retries, slot_until=slot_until)
     log.info("fetch.deferred", host=busy.host, wait=round(busy.wait, 3), booked=busy.booked)
-    raise Ignore()
+    metrics.count_outcome(STAGE, "deferred", "host_busy")
+    cause = Deferred(f"host {busy.host} busy: sent again for {busy.wait:.1f} s from now")
+    raise sent_again("deferred", cause, busy.wait)
 
 
 def _retry_later(
@@ -462,4 +504,4 @@ def _retry_later(
 ) -> NoReturn:
     """A transient failure: the URL goes back alone, ``countdown`` seconds from now."""
     send_fetch([job], settings, countdown=countdown, retries=retries + 1)
-    raise Ignore() from exc
+    raise sent_again(f"retry {retries + 1}: {exc.reason}", exc, countdown) from exc

@@ -25,6 +25,7 @@ from stores.redis_client import client_for
 from stores.seen import SeenUrls
 from tasks.dedup import url_identities
 from tasks.record import ArticleRecord, Job
+from worker import metrics
 from worker.app import app
 from worker.stage import StageTask, run_stage
 
@@ -37,6 +38,15 @@ def outcome_of(record: ArticleRecord) -> str:
     return "duplicate" if record.duplicate_of else "published"
 
 
+def _count(ended: str, record: ArticleRecord) -> None:
+    """Metrics of a publish that took the URL's outcome (``ended``: a redelivery, not counted)."""
+    if ended in ("committed", "dropped"):
+        metrics.count_record(record)
+        metrics.count_outcome(STAGE, outcome_of(record))
+    elif ended == "seen":
+        metrics.count_outcome(STAGE, "seen")
+
+
 @app.task(bind=True, base=StageTask, name="ingest.publish")
 def publish(self: StageTask, job: dict[str, Any]) -> dict[str, Any]:
     """Commit the record to the outbox for every configured store, exactly once per URL."""
@@ -45,12 +55,13 @@ def publish(self: StageTask, job: dict[str, Any]) -> dict[str, Any]:
         settings = self.settings
         record = current.record
         if settings.dedup_drop_duplicates and record.duplicate_of is not None:
-            self.ledger.claim_outcome(current.batch, record.id, "duplicate")
-            ended = "dropped"
+            claimed = self.ledger.claim_outcome(current.batch, record.id, "duplicate")
+            ended = "dropped" if claimed else "ended"
         else:
             ended = self.outbox.commit_record(
                 current.batch, record.id, outcome_of(record), record.model_dump_json(), settings.seen_ttl
             )
+        _count(ended, record)
         if ended == "seen":
             log.info("publish.seen", detail="made final by another batch inside the re-ingest window")
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from config import Settings
+from tests.support.faults import free_port
 from tests.support.http_server import serve_pages
 from tests.support.pages import load_pages
 from tests.support.workers import settings_env
@@ -34,15 +36,49 @@ def test_run_on_embedded_redis_accounts_for_every_url(tmp_path: Path) -> None:
         out = tmp_path / "out"
         runs = [_run(urls_file, out, _user_env(INGEST_FETCH_ALLOW_PRIVATE="true")) for _ in range(2)]
     for completed in runs:
-        assert completed.returncode == 0, completed.stderr[-3000:]
+        # 3: some URLs ended as dead letters, and the summary says why.
+        assert completed.returncode == 3, completed.stderr[-3000:]
         assert "embedded Redis" in completed.stderr
         assert "published" in completed.stderr and "dead" in completed.stderr
+        assert "1 URL ended as a dead letter: http_error 1" in completed.stderr
+        phases = [line for line in completed.stderr.splitlines() if line in ("starting workers", "ingesting")]
+        assert phases == ["starting workers", "ingesting"], completed.stderr[-3000:]
     # The second run (a fresh embedded Redis: everything fetched and published again) kept
     # the first run's lines and added none twice.
     articles = [json.loads(line) for line in (out / "articles.jsonl").read_text().splitlines()]
     letters = [json.loads(line) for line in (out / "dead-letters.jsonl").read_text().splitlines()]
     assert sorted(article["url"] for article in articles) == sorted(urls[:3])
     assert [(letter["url"], letter["reason"]) for letter in letters] == [(urls[3], "http_error")] * 2
+    # The embedded Redis is gone; the batch stays findable in the output directory.
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["batch"] == _batch_of(runs[1]) and summary["exit_code"] == 3
+    assert summary["outcomes"]["published"] == 3 and summary["dead_letter_reasons"] == {"http_error": 1}
+    assert summary["elapsed"] > 0 and summary["rate"] > 0 and not summary["interrupted"]
+    assert [error["reason"] for error in summary["last_errors"]] == ["http_error"]
+    assert summary["files"]["articles"] == str(out / "articles.jsonl")
+    status = subprocess.run(
+        [*INGEST, "status", summary["batch"], "--out", str(out)],
+        env=_user_env(),
+        capture_output=True,
+        text=True,
+    )
+    assert status.returncode == 3, status.stderr
+    assert "reading the summary" in status.stderr and "summary.json" in status.stderr
+    assert "dead: http_error" in status.stdout and "through publish" in status.stdout
+    letters_now = subprocess.run(
+        [*INGEST, "dead-letters", summary["batch"], "--json"],
+        env=_user_env(INGEST_OUTPUT_DIR=str(out)),
+        capture_output=True,
+        text=True,
+    )
+    assert letters_now.returncode == 0, letters_now.stderr
+    assert [json.loads(line)["url"] for line in letters_now.stdout.splitlines()] == [urls[3]]
+
+
+def _batch_of(completed: subprocess.CompletedProcess[str]) -> str:
+    found = re.search(r"^batch (b-[\w-]+): ", completed.stderr, re.MULTILINE)
+    assert found, completed.stderr[-2000:]
+    return found.group(1)
 
 
 def _run(urls_file: Path, out: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -78,6 +114,16 @@ def test_second_run_on_a_persistent_redis_keeps_the_first_runs_records(
     assert "3 already seen, not fetched" in second.stderr
     assert len(lines) == 3
     assert (out / "articles.jsonl").read_text().splitlines() == lines
+    # Every stage's p50/p95 over the batch's URLs, its rate and the queues, from the ledger.
+    status = subprocess.run(
+        [*INGEST, "status", _batch_of(first), "--json"], env=env, capture_output=True, text=True
+    )
+    assert status.returncode == 0, status.stderr
+    report = json.loads(status.stdout)
+    assert set(report["stage_seconds"]) == {"fetch", "language", "clean", "entities", "dedup", "publish"}
+    assert all(0 < t["p50"] <= t["p95"] and t["samples"] == 3 for t in report["stage_seconds"].values())
+    assert report["urls_per_second"] > 0 and report["done"] is True and report["last_errors"] == []
+    assert report["queues"] == {"fetch": 0, "cpu": 0}
 
 
 def test_run_with_missing_file_is_a_clear_error(tmp_path: Path) -> None:
@@ -86,6 +132,32 @@ def test_run_with_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert completed.returncode == 2
     assert "does not exist" in completed.stderr
+
+
+def test_bad_usage_exits_2(tmp_path: Path) -> None:
+    urls_file = tmp_path / "urls.txt"
+    urls_file.write_text("https://example.org/a\n")
+    for arguments in (
+        ["run", str(urls_file), "--no-such-option"],
+        ["run", str(urls_file), "--timeout", "soon"],
+        ["run"],
+        ["status", "--bogus"],
+    ):
+        completed = subprocess.run([*INGEST, *arguments], env=_user_env(), capture_output=True, text=True)
+        assert completed.returncode == 2, (arguments, completed.stderr)
+        assert "Traceback" not in completed.stderr
+
+
+def test_unreachable_redis_exits_1(tmp_path: Path) -> None:
+    urls_file = tmp_path / "urls.txt"
+    urls_file.write_text("https://example.org/a\n")
+    env = _user_env(INGEST_REDIS_URL=f"redis://127.0.0.1:{free_port()}/0")
+    for arguments in (["run", str(urls_file), "--out", str(tmp_path / "out")], ["status"], ["status", "b-x"]):
+        completed = subprocess.run(
+            [*INGEST, *arguments], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path
+        )
+        assert completed.returncode == 1, (arguments, completed.stderr)
+        assert "cannot reach Redis" in completed.stderr and "Traceback" not in completed.stderr
 
 
 def test_extract_prints_one_record_per_page() -> None:

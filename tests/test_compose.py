@@ -2,17 +2,14 @@
 
 Each service's command runs here with the service's environment, host names rewritten to
 the local test services, and must do its job: the two workers and the delivery process
-ingest a batch together, and Flower answers its health check.
+ingest a batch together. Flower, as compose starts it, is tested in tests/test_flower.py.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -108,34 +105,3 @@ def test_compose_workers_ingest_a_batch_together(settings: Settings, tmp_path: P
                 os.killpg(process.pid, 9)
         for log in logs:
             log.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.mark.integration
-def test_compose_flower_answers(settings: Settings, tmp_path: Path) -> None:
-    service = SERVICES["flower"]
-    port = _free_port()
-    command = [part for part in _command(service) if not part.startswith("--port")]
-    command += [f"--port={port}", "--address=127.0.0.1"]
-    log = (tmp_path / "flower.log").open("wb")
-    process = subprocess.Popen(command, env=_local_env(service, settings), stdout=log, stderr=log)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthcheck", timeout=2) as response:
-                    assert response.read() == b"OK"
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.5)
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
-        log.close()

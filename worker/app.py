@@ -9,11 +9,12 @@ stage shares the CPU queue (prefork).
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import setup_logging, worker_process_init
+from celery.signals import celeryd_after_setup, setup_logging, worker_process_init
+from kombu import Queue
 
 from config import Settings, get_settings
 from worker import broker
-from worker.logging import configure_logging
+from worker.logging import configure_logging, set_worker_name
 
 broker.register()  # before any Connection resolves the redis:// scheme
 
@@ -57,6 +58,9 @@ def create_app(settings: Settings) -> Celery:
         task_soft_time_limit=settings.soft_time_limit,
         task_time_limit=settings.time_limit,
         task_default_queue=settings.cpu_queue,
+        # Both queues declared, so that Flower's Broker page lists both even when it could not
+        # ask the workers which queues they consume (it asks once, at its start).
+        task_queues=[Queue(settings.fetch_queue), Queue(settings.cpu_queue)],
         task_routes={"ingest.fetch": {"queue": settings.fetch_queue}},
         worker_send_task_events=True,
         # Flower works from the worker's events; a "sent" event per chain step would add a
@@ -82,3 +86,9 @@ def _setup_logging(**_kwargs: object) -> None:
 @worker_process_init.connect
 def _init_child(**_kwargs: object) -> None:
     configure_logging(get_settings())
+
+
+@celeryd_after_setup.connect
+def _name_worker(sender: object = None, **_kwargs: object) -> None:
+    """Every log line of the worker (and of its pool's children) names the node."""
+    set_worker_name(str(sender) if sender else None)

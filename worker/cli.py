@@ -1,10 +1,12 @@
 """The ``ingest`` command line.
 
 ``ingest run`` is the whole job on one machine (embedded Redis unless ``INGEST_REDIS_URL``
-is set); ``enqueue``, ``worker`` and ``status`` are the pieces of a scaled deployment;
-``extract`` runs the CPU stages offline on local files; ``schema`` prints the record's JSON
-Schema. ``run`` and ``demo`` live in :mod:`worker.cli_run`, the store commands (``deliver``,
-``retry-dead``, ``replay``) in :mod:`worker.cli_stores`; both register on :data:`cli`.
+is set); ``enqueue`` and ``worker`` are the pieces of a scaled deployment; ``extract`` runs
+the CPU stages offline on local files; ``schema`` prints the record's JSON Schema. ``run`` and
+``demo`` live in :mod:`worker.cli_run`, the store commands (``deliver``, ``retry-dead``,
+``replay``) in :mod:`worker.cli_stores`, the commands that look at batches (``status``,
+``dead-letters``, ``purge``) in :mod:`worker.cli_inspect`; all register on :data:`cli`.
+The exit codes are :mod:`worker.report`'s.
 """
 
 from __future__ import annotations
@@ -13,20 +15,22 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from config import Settings, get_settings
+from worker.report import EXIT_CODES_HELP, EXIT_FAILED
 
 if TYPE_CHECKING:
     from worker.intake import IntakeUrl
     from worker.producer import EnqueueResult
 
 cli = typer.Typer(
-    help="news-ingest: fetch, clean, enrich and deduplicate news articles.", no_args_is_help=True
+    help="news-ingest: fetch, clean, enrich and deduplicate news articles.",
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
 )
 err = Console(stderr=True, soft_wrap=True)
 
@@ -74,29 +78,7 @@ def _check_redis(settings: Settings) -> None:
     except redis.RedisError as exc:
         err.print(f"[red]error:[/red] cannot reach Redis at {settings.effective_redis_url}: {exc}")
         err.print("Set INGEST_REDIS_URL, or use `ingest run`, which starts an embedded Redis.")
-        raise typer.Exit(2) from exc
-
-
-def _batch_table(row: dict[str, Any]) -> Table:
-    """One batch as a two-column table: URLs, outcomes, stages passed, retries, dead reasons."""
-    from worker.pipeline import STAGES
-
-    table = Table(title=f"batch {row['batch']}", show_header=False, min_width=48)
-    table.add_row("URLs", str(row["total"]))
-    table.add_row("pending", str(row["pending"]))
-    for name, count in row["outcomes"].items():
-        table.add_row(name, str(count))
-    for reason, count in sorted(row["dead_letter_reasons"].items()):
-        table.add_row(f"  dead: {reason}", str(count))
-    for stage in STAGES:
-        retries = row["retries"].get(stage)
-        note = f" ({retries} retries)" if retries else ""
-        table.add_row(f"through {stage}", f"{row['stages'].get(stage, 0)}{note}")
-    for store, counts in row.get("delivery", {}).items():
-        failed = f", {counts['failed']} dead letters" if counts["failed"] else ""
-        waiting = f", {counts['pending']} waiting" if counts["pending"] else ""
-        table.add_row(f"stored in {store}", f"{counts['delivered']} of {row['committed']}{failed}{waiting}")
-    return table
+        raise typer.Exit(EXIT_FAILED) from exc
 
 
 def _enqueue_summary(result: EnqueueResult) -> str:
@@ -129,13 +111,32 @@ def enqueue(
 @cli.command()
 def worker(
     queues: Annotated[str, typer.Option(help="Comma-separated: fetch, cpu.")] = "fetch,cpu",
-    concurrency: Annotated[int | None, typer.Option(help="Threads (fetch) or processes (cpu).")] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            help="Tasks at once: greenlets (gevent) or threads for --queues fetch (default "
+            "INGEST_FETCH_CONCURRENCY); processes (prefork) for any set with cpu (default "
+            "INGEST_CPU_CONCURRENCY, else one per core)."
+        ),
+    ] = None,
     pool: Annotated[
         str | None,
-        typer.Option(help="Celery pool: threads, gevent, prefork, solo (fetch: INGEST_FETCH_POOL)."),
+        typer.Option(
+            help="Celery pool: gevent, threads, prefork, solo. Default: INGEST_FETCH_POOL (gevent) for "
+            "--queues fetch, prefork for any set with cpu."
+        ),
+    ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="Serve Prometheus /metrics on this port (INGEST_METRICS_PORT; 0: off)."
+        ),
     ] = None,
 ) -> None:
-    """Run a Celery worker on the given queues (fetch: gevent pool by default; cpu: prefork)."""
+    """Run a Celery worker: --queues fetch alone on an I/O pool (gevent), any set with cpu on prefork.
+
+    A CPU worker loads its language models before it takes tasks (tens of seconds).
+    """
     settings = get_settings()
     chosen = [name.strip() for name in queues.split(",") if name.strip()]
     unknown = sorted(set(chosen) - set(QUEUE_CHOICES))
@@ -158,6 +159,11 @@ def worker(
             settings.fetch_concurrency if fetch_only else (settings.cpu_concurrency or os.cpu_count() or 1)
         )
     names = [settings.fetch_queue if name == "fetch" else settings.cpu_queue for name in chosen]
+    from worker.metrics import prepare_metrics
+
+    # After the patching (its server thread is then a greenlet), before the app, the stages and
+    # the pool's fork: every metric is then created in multiprocess mode.
+    prepare_metrics(settings, metrics_port)
     from worker.app import app
 
     if "cpu" in chosen and pool == "prefork":
@@ -186,45 +192,6 @@ def worker(
         # its next fetch at once (the reserved message waits in the worker, unacked).
         argv += ["--prefetch-multiplier", "2"]
     app.worker_main(argv)
-
-
-@cli.command()
-def status(
-    batch: Annotated[str | None, typer.Argument(help="Batch id; omit to list recent batches.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-) -> None:
-    """Per-stage and per-outcome counts of a batch (or of the recent batches)."""
-    settings = get_settings()
-    _check_redis(settings)
-    ledger = _ledger(settings)
-    batches = [batch] if batch else ledger.recent_batches()
-    found = [ledger.status(name) for name in batches]
-    if batch and found[0] is None:
-        err.print(
-            f"[red]error:[/red] no batch {batch!r} in {settings.effective_redis_url} (unknown or expired)"
-        )
-        raise typer.Exit(1)
-    rows = [item.as_dict(settings.store_names) for item in found if item is not None]
-    if as_json:
-        typer.echo(json.dumps(rows[0] if batch else rows, indent=2))
-        return
-    if batch:
-        Console().print(_batch_table(rows[0]))
-        return
-    from stores.ledger import OUTCOMES
-
-    table = Table("batch", "URLs", "pending", *OUTCOMES, "not yet stored")
-    for row in rows:
-        outcomes = row["outcomes"]
-        waiting = sum(counts["pending"] for counts in row["delivery"].values())
-        table.add_row(
-            row["batch"],
-            str(row["total"]),
-            str(row["pending"]),
-            *(str(outcomes[name]) for name in OUTCOMES),
-            str(waiting),
-        )
-    Console().print(table)
 
 
 @cli.command()
@@ -288,10 +255,11 @@ def show_settings(
         typer.echo(f"| `INGEST_{name.upper()}` | `{default}` | {meaning} |")
 
 
-# The commands of their own modules, registered on `cli`: run and demo; deliver, retry-dead, replay.
-from worker import cli_run, cli_stores  # noqa: E402
+# The commands of their own modules, registered on `cli`: run and demo; deliver, retry-dead, replay;
+# status, dead-letters, purge.
+from worker import cli_inspect, cli_run, cli_stores  # noqa: E402
 
-__all__ = ["cli", "cli_run", "cli_stores", "main"]
+__all__ = ["cli", "cli_inspect", "cli_run", "cli_stores", "main"]
 
 
 def main() -> None:

@@ -1,89 +1,149 @@
 """``ingest run`` and ``ingest demo``: the whole job on one machine.
 
 Start Redis (embedded unless ``INGEST_REDIS_URL`` is set), a fetch worker, a CPU worker and a
-delivery process; enqueue; show progress until every URL has its outcome and every store
-has its records; print the summary. Registered on :data:`worker.cli.cli`.
+delivery process; enqueue; show progress, saying what it waits for (workers starting, the
+CPU worker loading its language models, the URLs themselves), until every URL has its outcome
+and every store has its records; print the summary, save it as ``summary.json`` and exit
+with :mod:`worker.report`'s codes. Ctrl-C prints the summary so far and how to resume, stops
+the workers and exits 130. Registered on :data:`worker.cli.cli`.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
+import redis
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from config import Settings, get_settings
-from worker.cli import (
-    _batch_table,
-    _check_redis,
-    _enqueue_summary,
-    _ledger,
-    _read_urls,
-    cli,
-    err,
-)
+from worker.cli import _check_redis, _enqueue_summary, _ledger, _read_urls, cli, err
 from worker.processes import spawn_worker, stop_workers
+from worker.report import (
+    EXIT_CODES_HELP,
+    EXIT_DEAD_LETTERS,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    batch_table,
+    errors_table,
+    last_errors,
+    outcome_code,
+    why_dead,
+    write_summary,
+)
+from worker.watch import wait_for_batch
 
 if TYPE_CHECKING:
     from stores.jsonl import JsonlStore
     from worker.intake import IntakeUrl
 
+OUT_HELP = "Directory for articles.jsonl, dead-letters.jsonl, workers.log and summary.json."
+#: Seconds the workers get to finish their running tasks after a Ctrl-C (30 at a normal end).
+INTERRUPT_GRACE = 10.0
 
-@cli.command()
+
+@dataclass(frozen=True)
+class RunPlan:
+    """How to run one job, and how to say it again."""
+
+    out: Path
+    cpu_workers: int | None = None
+    fetch_concurrency: int | None = None
+    timeout: float | None = None
+    worker_env: dict[str, str] = field(default_factory=dict)
+    again: str = ""
+    """The command that runs the same job again (the resume hint after a Ctrl-C)."""
+    again_note: str = ""
+    """What running it again does that the reader would not guess, if anything."""
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
 def run(
     urls_file: Annotated[str, typer.Argument(help="File with one URL per line, or - for stdin.")],
-    out: Annotated[Path, typer.Option(help="Directory for articles.jsonl and dead-letters.jsonl.")] = Path(
-        "ingest-output"
-    ),
+    out: Annotated[Path, typer.Option(help=OUT_HELP)] = Path("ingest-output"),
     cpu_workers: Annotated[
-        int | None, typer.Option(help="CPU worker processes (default: one per core).")
+        int | None,
+        typer.Option(help="CPU worker processes (default: INGEST_CPU_CONCURRENCY, else one per core)."),
     ] = None,
-    fetch_concurrency: Annotated[int | None, typer.Option(help="Requests in flight.")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
+    fetch_concurrency: Annotated[
+        int | None,
+        typer.Option(help="Requests in flight in the fetch worker (default: INGEST_FETCH_CONCURRENCY)."),
+    ] = None,
+    timeout: Annotated[float | None, typer.Option(help="Give up (exit 1) after this many seconds.")] = None,
 ) -> None:
-    """Ingest every URL of URLS_FILE with local workers and wait until each is accounted for."""
-    _run_job(_read_urls(urls_file), out, cpu_workers, fetch_concurrency, timeout, {})
+    """Ingest every URL of URLS_FILE with local workers; wait until each is accounted for and stored.
+
+    Appends to the files of --out, never empties them, and saves the batch's summary.json there.
+
+    `ingest status BATCH` reads that summary once the run's Redis is gone (an embedded one is).
+
+    Ctrl-C prints the summary so far and how to resume, stops the workers and exits 130.
+    """
+    again = f"ingest run {shlex.quote(urls_file)} --out {shlex.quote(str(out))}"
+    if urls_file == "-":
+        again = f"the same URLs on stdin again: ... | {again}"
+    plan = RunPlan(out, cpu_workers, fetch_concurrency, timeout, again=again)
+    _run_job(_read_urls(urls_file), plan)
 
 
-@cli.command()
+@cli.command(epilog=EXIT_CODES_HELP)
 def demo(
-    out: Annotated[Path, typer.Option(help="Directory for articles.jsonl and dead-letters.jsonl.")] = Path(
-        "ingest-output"
-    ),
+    out: Annotated[Path, typer.Option(help=OUT_HELP)] = Path("ingest-output"),
 ) -> None:
-    """`ingest run` on the bundled sample pages, served from 127.0.0.1 (works offline)."""
+    """`ingest run` on the bundled sample pages, served from 127.0.0.1 (works offline).
+
+    Writes articles.jsonl, dead-letters.jsonl, workers.log and summary.json in --out.
+    """
     from worker.demo import serve_examples
 
     with serve_examples() as urls:
         err.print(f"[dim]serving {len(urls)} sample pages on 127.0.0.1 (loopback fetches allowed)[/dim]")
-        _run_job(urls, out, None, None, 600, {"INGEST_FETCH_ALLOW_PRIVATE": "true"})
+        plan = RunPlan(
+            out,
+            timeout=600,
+            worker_env={"INGEST_FETCH_ALLOW_PRIVATE": "true"},
+            again=f"ingest demo --out {shlex.quote(str(out))}",
+            again_note="The sample pages get a new port each time: every page is fetched and written "
+            "again, under its new URL.",
+        )
+        _run_job(urls, plan)
 
 
-def _run_job(
-    urls: Sequence[str | IntakeUrl],
-    out: Path,
-    cpu_workers: int | None,
-    fetch_concurrency: int | None,
-    timeout: float | None,
-    worker_env: dict[str, str],
-) -> None:
-    """Start Redis (embedded unless configured) and workers, enqueue, wait, summarise."""
+def _run_job(urls: Sequence[str | IntakeUrl], plan: RunPlan) -> None:
+    """Start Redis (embedded unless configured) and workers, enqueue, wait, summarise; exit with
+    the code of :mod:`worker.report`."""
     if not urls:
         err.print("[yellow]no URLs to ingest[/yellow]")
         raise typer.Exit(0)
-    base = get_settings()
-    out.mkdir(parents=True, exist_ok=True)
+    plan.out.mkdir(parents=True, exist_ok=True)
     from stores.jsonl import JsonlStore
 
-    store = JsonlStore(out)
+    store = JsonlStore(plan.out)
     for path in (store.articles_path, store.dead_letters_path):
         path.touch()  # both files exist after a run, even when one stays empty; never emptied
+    try:
+        code = _supervise(urls, plan, store)
+    except KeyboardInterrupt:  # while starting up, or a second Ctrl-C while the workers stop
+        err.print("[yellow]interrupted[/yellow]")
+        code = EXIT_INTERRUPTED
+    raise typer.Exit(code)
+
+
+def _supervise(urls: Sequence[str | IntakeUrl], plan: RunPlan, store: JsonlStore) -> int:
+    """The job between its start and its summary; the exit code. Leaving stops the workers
+    (then the embedded Redis)."""
+    from worker.producer import enqueue, new_batch_id
+
+    base = get_settings()
     with ExitStack() as stack:
         redis_url = base.redis_url
         if redis_url is None:
@@ -91,89 +151,131 @@ def _run_job(
 
             redis_url = stack.enter_context(embedded_redis())
             err.print("[dim]started an embedded Redis (set INGEST_REDIS_URL to use your own)[/dim]")
-        settings = base.model_copy(update={"redis_url": redis_url, "output_dir": out.resolve()})
+        settings = base.model_copy(update={"redis_url": redis_url, "output_dir": plan.out.resolve()})
         _check_redis(settings)
         env = {
             **os.environ,
-            **worker_env,
+            **plan.worker_env,
             "INGEST_REDIS_URL": redis_url,
-            "INGEST_OUTPUT_DIR": str(out.resolve()),
+            "INGEST_OUTPUT_DIR": str(plan.out.resolve()),
         }
-        log_path = out / "workers.log"
+        log_path = plan.out / "workers.log"
         log_file = stack.enter_context(log_path.open("ab"))
-        workers = [
-            spawn_worker("fetch", env, log_file, fetch_concurrency or settings.fetch_concurrency),
-            spawn_worker(
-                "cpu", env, log_file, cpu_workers or settings.cpu_concurrency or os.cpu_count() or 1
-            ),
-            spawn_worker("deliver", env, log_file),
-        ]
-        stack.callback(stop_workers, workers)
-        from worker.producer import enqueue
-
+        workers: list[subprocess.Popen[bytes]] = []
+        grace = [30.0]  # shortened after a Ctrl-C
+        stack.callback(lambda: stop_workers(workers, grace=grace[0]))  # registered before any starts
+        fetch = plan.fetch_concurrency or settings.fetch_concurrency
+        cpu = plan.cpu_workers or settings.cpu_concurrency or os.cpu_count() or 1
+        workers.append(spawn_worker("fetch", env, log_file, fetch))
+        workers.append(spawn_worker("cpu", env, log_file, cpu))
+        workers.append(spawn_worker("deliver", env, log_file))
         started = time.monotonic()
-        result = enqueue(urls, settings=settings)
-        err.print(f"batch [bold]{result.batch}[/bold]: {_enqueue_summary(result)}")
-        status = _wait_for_batch(settings, result.batch, workers, timeout, log_path)
+        batch = new_batch_id()  # known before enqueue returns: a Ctrl-C inside it still has a batch
+        failure: str | None = None
+        interrupted = False
+        try:
+            result = enqueue(urls, settings=settings, batch=batch)
+            err.print(f"batch [bold]{batch}[/bold]: {_enqueue_summary(result)}")
+            failure = wait_for_batch(settings, batch, workers, plan.timeout, log_path)
+        except KeyboardInterrupt:
+            interrupted = True
+            grace[0] = INTERRUPT_GRACE
+        except redis.RedisError as exc:
+            failure = f"lost Redis at {settings.effective_redis_url}: {exc}"
+            err.print(f"[red]error:[/red] {failure}")
         elapsed = time.monotonic() - started
-    _print_summary(status.as_dict(settings.store_names), store, elapsed)
-    if not status.delivered_to(settings.store_names):
-        raise typer.Exit(1)
+        code = _finish(settings, batch, plan, store, elapsed, failure, interrupted)
+        if interrupted:
+            err.print(f"[dim]stopping the workers (running tasks get {INTERRUPT_GRACE:.0f} s)[/dim]")
+        return code
 
 
-def _wait_for_batch(
+def _finish(
     settings: Settings,
     batch: str,
-    workers: list[subprocess.Popen[bytes]],
-    timeout: float | None,
-    log_path: Path,
-):
-    from stores.ledger import OUTCOMES
+    plan: RunPlan,
+    store: JsonlStore,
+    elapsed: float,
+    failure: str | None,
+    interrupted: bool,
+) -> int:
+    """Print the batch's summary and save it as summary.json; the exit code."""
+    from tasks.redact import redact_url
 
     ledger = _ledger(settings)
-    started = time.monotonic()
-    columns = (
-        TextColumn("[bold]ingesting"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=err, transient=False) as progress:
+    stopped = EXIT_INTERRUPTED if interrupted else EXIT_FAILED
+    try:
         status = ledger.status(batch)
-        assert status is not None
-        task = progress.add_task("ingest", total=status.total, detail="")
-        while True:
-            status = ledger.status(batch)
-            assert status is not None
-            outcomes = status.outcomes
-            detail = " ".join(f"{name}={outcomes.get(name, 0)}" for name in OUTCOMES if outcomes.get(name))
-            waiting = {name: status.undelivered(name) for name in settings.store_names}
-            if status.done and any(waiting.values()):
-                detail += " delivering: " + " ".join(f"{n}={c}" for n, c in waiting.items() if c)
-            progress.update(task, completed=status.accounted, detail=detail)
-            if status.delivered_to(settings.store_names):
-                return status
-            dead = [process for process in workers if process.poll() is not None]
-            if dead:
-                err.print(
-                    f"[red]error:[/red] a worker process exited (code {dead[0].returncode}); see {log_path}"
-                )
-                return status
-            if timeout is not None and time.monotonic() - started > timeout:
-                err.print(
-                    f"[red]error:[/red] timed out after {timeout:.0f}s"
-                    f" with {status.total - status.accounted} URLs pending"
-                )
-                return status
-            time.sleep(0.25)
+        letters = ledger.dead_letters(batch) if status else []
+    except redis.RedisError as exc:
+        err.print(f"[red]error:[/red] cannot read batch {batch} from Redis: {exc}")
+        return stopped
+    if status is None:
+        err.print(f"interrupted before batch {batch} was enqueued: nothing was sent")
+        return stopped
+    row = status.as_dict(settings.store_names)
+    code = stopped if interrupted or failure else outcome_code(row)
+    embedded = get_settings().redis_url is None
+    summary = {
+        **row,
+        "last_errors": last_errors(letters),
+        "elapsed": round(elapsed, 3),
+        "rate": round(row["accounted"] / elapsed, 2) if elapsed > 0 else None,
+        "exit_code": code,
+        "interrupted": interrupted,
+        "failure": failure,
+        "redis": "embedded" if embedded else redact_url(settings.effective_redis_url),
+        "files": {
+            "articles": str(store.articles_path),
+            "dead_letters": str(store.dead_letters_path),
+            "workers_log": str(plan.out / "workers.log"),
+        },
+        "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    path = write_summary(plan.out, summary)
+    _print_summary(summary, path)
+    why = why_dead(row)
+    if interrupted:
+        _print_resume(plan, batch, row, embedded)
+    elif why:
+        hint = f"ingest dead-letters {batch} --out {shlex.quote(str(plan.out))}"
+        err.print(f"[yellow]{why}[/yellow] (exit {code}; `{hint}` lists them)")
+    elif code == 0:
+        err.print("[green]every URL accounted for and stored[/green]")
+    return code
 
 
-def _print_summary(row: dict[str, Any], store: JsonlStore, elapsed: float) -> None:
-    table = _batch_table(row)
-    rate = row["total"] / elapsed if elapsed > 0 else 0.0
+def _print_summary(summary: dict[str, Any], path: Path) -> None:
+    table = batch_table(summary)
+    elapsed, rate = summary["elapsed"], summary["rate"] or 0.0
     # Workers start while the batch is enqueued, so their start-up (models) is included.
-    table.add_row("seconds, enqueue to end", f"{elapsed:.1f} ({rate:.1f} URLs/s)")
-    table.add_row("articles", str(store.articles_path))
-    table.add_row("dead letters", str(store.dead_letters_path))
+    end = "stored" if summary["exit_code"] in (EXIT_OK, EXIT_DEAD_LETTERS) else "the end"
+    table.add_row(f"seconds, enqueue to {end}", f"{elapsed:.1f} ({rate:.1f} URLs/s)")
+    table.add_row("articles", summary["files"]["articles"])
+    table.add_row("dead letters", summary["files"]["dead_letters"])
+    table.add_row("workers' log", summary["files"]["workers_log"])
+    table.add_row("summary", str(path))
     err.print(table)
+    if summary["last_errors"]:
+        err.print(errors_table(summary["last_errors"]))
+
+
+def _print_resume(plan: RunPlan, batch: str, row: dict[str, Any], embedded: bool) -> None:
+    """How to finish the job, saying truly what running it again does."""
+    err.print(f"[yellow]interrupted[/yellow]: {row['accounted']} of {row['total']} URLs have their outcome.")
+    err.print(f"To resume, run it again: [bold]{plan.again}[/bold]")
+    if plan.again_note:
+        note = plan.again_note
+    elif embedded:
+        note = (
+            "The embedded Redis stops with this run, so every URL is fetched again; articles.jsonl "
+            "keeps each article once (those stored already are not written twice) and dead-letters.jsonl "
+            "gets the new run's dead letters too."
+        )
+    else:
+        note = (
+            "URLs this batch already published end there as `seen`, not fetched again (INGEST_SEEN_TTL); "
+            f"the messages of batch {batch} still queued stay in Redis, and the next workers take them "
+            "(`ingest worker` and `ingest deliver` alone would finish it too)."
+        )
+    err.print(note)

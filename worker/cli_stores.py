@@ -24,10 +24,19 @@ def deliver(
             "process of its own); the others are left to other delivery processes."
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, help="Serve Prometheus /metrics on this port (INGEST_METRICS_PORT; 0: off)."
+        ),
+    ] = None,
 ) -> None:
     """Deliver finished records from the outbox to every configured store (INGEST_STORES)."""
     settings = get_settings()
     _check_redis(settings)
+    from worker.metrics import prepare_metrics
+
+    prepare_metrics(settings, metrics_port)  # before delivery imports the app: multiprocess values
     from worker.delivery import run_delivery
 
     chosen = [name.strip() for name in only.split(",") if name.strip()] if only else None

@@ -39,6 +39,7 @@ from stores.outbox import Outbox
 from stores.redis_client import client_for
 from stores.registry import build_stores
 from tasks.record import DeadLetter
+from worker import metrics
 from worker.guard import STATE_ERRORS
 from worker.reconcile import reconcile
 from worker.stage import outbox_for
@@ -114,6 +115,7 @@ class StoreConsumer:
         written = set(result.written)
         done = [d for d in todo if d.entry_id in written]
         self.outbox.ack(self.store.name, skipped + done)
+        metrics.count_delivery(self.store.name, "stored", len(done))
         for delivery in done:
             self._attempts.pop(delivery.entry_id, None)
         for delivery in todo:
@@ -137,6 +139,7 @@ class StoreConsumer:
         self.failures += 1
         wait = self.backoff(result.retry_after)
         log.warning("deliver.retry", entries=len(left) - len(expired), error=self._last_error, wait=wait)
+        metrics.count_delivery(self.store.name, "retried", len(left) - len(expired))
         return wait
 
     def _write(self, todo: list[Delivery]) -> WriteResult:
@@ -179,6 +182,7 @@ class StoreConsumer:
             store=self.store.name,
         )
         if self.outbox.dead_letter_for_store(self.store.name, delivery, letter):
+            metrics.count_delivery(self.store.name, "failed")
             log.warning("deliver.dead_letter", reason=reason, error=error[:500], record_id=delivery.record_id)
 
 

@@ -18,6 +18,7 @@ from tasks.record import Job
 from worker.app import app
 from worker.pipeline import send_fetch
 from worker.stage import StageTask, dead_letter
+from worker.task_states import DeadLettered
 
 log = structlog.stdlib.get_logger("ingest.failures")
 
@@ -34,6 +35,8 @@ def task_failed(request: Any, exc: BaseException, traceback: object) -> None:
     (which then fails its own argument check). The stores come from the task object itself.
     """
     self: StageTask = task_failed
+    if isinstance(exc, DeadLettered):
+        return  # the stage wrote the dead letter itself and failed the task to show it
     args = getattr(request, "args", None) or []
     payloads = args[0] if args and isinstance(args[0], list) else args[:1]
     if not payloads or not all(isinstance(payload, dict) for payload in payloads):

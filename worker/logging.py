@@ -2,7 +2,10 @@
 
 Lines are JSON when stderr is not a terminal (production, CI), pretty on a terminal, and
 every line a stage writes carries ``url``, ``batch``, ``stage`` and ``task_id`` from
-structlog's context variables.
+structlog's context variables. Every line carries the ``pid`` and, in a worker, the Celery
+node name (``worker``), so the lines of a pool can be told apart. Python warnings and the
+standard library's loggers (Celery, kombu, gevent's hub) go through the same chain: in
+JSON mode the stream is JSON only.
 
 No line ever shows a password from a URL (:mod:`tasks.redact`): :func:`redact_credentials`
 masks every string of the event dict, nested ones included, before it is rendered, and the
@@ -13,6 +16,7 @@ covered too. URLs lose their user info at intake already; this is the net under 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any
 
@@ -23,6 +27,25 @@ from tasks.redact import redact_text, redact_url
 
 #: Depth past which nested values are rendered as they are (no log line nests that deep).
 _MAX_DEPTH = 8
+
+#: The Celery node name of this process's worker (children inherit it at fork), if any.
+_worker_name: str | None = None
+
+
+def set_worker_name(name: str | None) -> None:
+    """Name every later line of this process (and of the children it forks) ``worker=name``."""
+    global _worker_name
+    _worker_name = name
+
+
+def add_process(
+    _logger: object, _name: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """``pid`` and ``worker`` on every line."""
+    event_dict.setdefault("pid", os.getpid())
+    if _worker_name is not None:
+        event_dict.setdefault("worker", _worker_name)
+    return event_dict
 
 
 def configure_logging(settings: Settings) -> None:
@@ -35,6 +58,7 @@ def configure_logging(settings: Settings) -> None:
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
+        add_process,
         redact_credentials,
     ]
     renderer: structlog.types.Processor = (
@@ -61,6 +85,7 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.captureWarnings(True)  # warnings.warn() lines become log lines ("py.warnings")
     # Third-party chatter stays at WARNING unless asked for.
     for noisy in ("httpx", "httpcore", "trafilatura", "htmldate", "urllib3", "kombu", "celery"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

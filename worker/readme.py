@@ -1,4 +1,4 @@
-"""Regenerate the README's generated tables (settings, dead-letter reasons) from the code.
+"""Regenerate the README's generated tables (settings, dead-letter reasons, exit codes) from the code.
 
 ``python -m worker.readme`` rewrites them in place; ``tests/test_readme.py`` fails when the
 README and the code disagree, so the documentation cannot drift.
@@ -33,9 +33,22 @@ def reasons_table() -> str:
     return "\n".join(rows)
 
 
+def exit_codes_table() -> str:
+    """The exit codes of ``ingest run`` and ``ingest demo``."""
+    from worker.report import EXIT_CODES
+
+    rows = ["| code | meaning |", "| --- | --- |"]
+    rows += [f"| `{code}` | {meaning} |" for code, meaning in EXIT_CODES.items()]
+    return "\n".join(rows)
+
+
 def render(text: str) -> str:
     """``text`` with every generated section replaced by its current content."""
-    for name, table in (("settings", settings_table()), ("reasons", reasons_table())):
+    for name, table in (
+        ("settings", settings_table()),
+        ("reasons", reasons_table()),
+        ("exit-codes", exit_codes_table()),
+    ):
         text = _replace_block(text, f"<!-- {name}:start -->\n", f"<!-- {name}:end -->", f"{table}\n")
     return text
 

@@ -7,8 +7,11 @@ into a well-behaved Celery task (like a dramatiq middleware, written out once):
 * :class:`TransientError` is retried with exponential backoff and jitter (or the server's
   ``Retry-After``) up to ``max_retries``, then dead-lettered;
 * :class:`PermanentError`, a soft time limit and any unexpected exception end the URL as
-  exactly one dead letter, and the chain stops (``Ignore``) while the worker keeps going;
-* :class:`StopPipeline` ends the URL with a non-failure outcome (``unchanged``, ``seen``);
+  exactly one dead letter: the task shows FAILURE (:class:`worker.task_states.DeadLettered`),
+  is not redelivered, and the chain stops while the worker keeps going;
+* :class:`StopPipeline` ends the URL with a non-failure outcome (``unchanged``, ``seen``): the
+  task succeeds and its chain stops (:mod:`worker.task_states` says why never ``Ignore``);
+* every stage's duration and every outcome are counted for Prometheus (:mod:`worker.metrics`);
 * a message redelivered more than ``max_deliveries`` times (it keeps killing its worker) is
   dead-lettered as ``worker_lost`` instead of looping forever.
 """
@@ -24,7 +27,7 @@ from typing import Any, NoReturn
 
 import structlog
 from celery import Task
-from celery.exceptions import Ignore, Retry, SoftTimeLimitExceeded
+from celery.exceptions import Retry, SoftTimeLimitExceeded
 
 from config import Settings, get_settings
 from stores.bodies import BodyStore
@@ -34,8 +37,10 @@ from stores.redis_client import client_for
 from stores.validators import ValidatorStore
 from tasks.errors import IngestError, StopPipeline, TransientError
 from tasks.record import DeadLetter, Job
+from worker import metrics
 from worker.guard import STATE_ERRORS, GuardedRequest, pause_after_state_error
 from worker.pipeline import STAGES
+from worker.task_states import DeadLettered, UrlEnded, end_task
 
 log = structlog.stdlib.get_logger("ingest.stage")
 
@@ -46,6 +51,8 @@ class StageTask(Task):
     abstract = True
     #: A task that failed because Redis was unreachable is requeued, never acknowledged.
     Request = GuardedRequest
+    #: A dead letter is an expected end: logged by Celery without a traceback.
+    throws = (DeadLettered,)
 
     @cached_property
     def settings(self) -> Settings:
@@ -87,7 +94,7 @@ def outbox_for(settings: Settings, ledger: Ledger) -> Outbox:
 
 
 #: What a stage does with a transient error it may still retry: send the job again in
-#: ``countdown`` seconds, then raise (``Retry`` or ``Ignore``) to end this attempt.
+#: ``countdown`` seconds, then raise ``Retry`` to end this attempt (the task shows RETRY).
 RetryLater = Callable[[TransientError, float], NoReturn]
 
 
@@ -106,6 +113,8 @@ def run_stage(
         result = run_job(
             task, stage, job, work, retries=retries, deliveries=deliveries, retry_later=retry_later
         )
+    except UrlEnded as ended:
+        return end_task(task, job.record.url, ended)
     except STATE_ERRORS as exc:
         pause_after_state_error(exc)  # then GuardedRequest requeues the message
         raise
@@ -126,7 +135,7 @@ def run_job(
 
     ``deliveries`` is how often the message carrying the job was delivered: past
     ``max_deliveries`` the job is dead-lettered as ``worker_lost`` instead of run. Returns the
-    next job, or raises ``Ignore`` (the URL ended here: dead letter or stopped) or what
+    next job, or raises :class:`UrlEnded` (the URL ended here: dead letter or stopped) or what
     ``retry_later`` raises.
     """
     # Bound for this job only and restored afterwards: a pool thread runs many tasks.
@@ -134,8 +143,7 @@ def run_job(
         url=job.record.url, batch=job.batch, stage=stage, task_id=task.request.id
     ):
         if deliveries > task.settings.max_deliveries:
-            dead_letter(task, job, stage, "worker_lost", f"delivered {deliveries} times", retries + 1)
-            raise Ignore()
+            raise dead_letter(task, job, stage, "worker_lost", f"delivered {deliveries} times", retries + 1)
         return _attempt(task, stage, job, work, retries=retries, retry_later=retry_later)
 
 
@@ -155,40 +163,46 @@ def _attempt(
     except StopPipeline as stop:
         if task.ledger.claim_outcome(job.batch, job.record.id, stop.outcome):
             log.info("stage.stopped", outcome=stop.outcome, detail=stop.detail)
+            metrics.count_outcome(stage, stop.outcome)
         if job.body_key:
             task.bodies.delete(job.body_key)
-        raise Ignore() from stop
+        raise UrlEnded(stop.outcome) from stop
     except TransientError as exc:
         if retries < settings.max_retries:
             countdown = _backoff(settings, retries, exc.retry_after)
             log.warning("stage.retry", reason=exc.reason, error=str(exc), countdown=countdown)
             task.ledger.retried(job.batch, stage)
+            metrics.count_outcome(stage, "retried", exc.reason)
             retry_later(exc, countdown)
-        dead_letter(task, job, stage, exc.reason, str(exc), retries + 1)
-        raise Ignore() from exc
+        raise dead_letter(task, job, stage, exc.reason, str(exc), retries + 1) from exc
     except IngestError as exc:
-        dead_letter(task, job, stage, exc.reason, str(exc), retries + 1)
-        raise Ignore() from exc
+        raise dead_letter(task, job, stage, exc.reason, str(exc), retries + 1) from exc
     except SoftTimeLimitExceeded as exc:
-        dead_letter(task, job, stage, "timeout", "stage exceeded its soft time limit", retries + 1)
-        raise Ignore() from exc
-    except (Ignore, Retry):
+        error = "stage exceeded its soft time limit"
+        raise dead_letter(task, job, stage, "timeout", error, retries + 1) from exc
+    except (UrlEnded, Retry):
         raise
     except STATE_ERRORS:
         raise  # nothing recorded: the message goes back to the queue (worker.guard)
     except Exception as exc:
         log.exception("stage.crashed")
-        dead_letter(task, job, stage, "internal_error", f"{type(exc).__name__}: {exc}", retries + 1)
-        raise Ignore() from exc
+        error = f"{type(exc).__name__}: {exc}"
+        raise dead_letter(task, job, stage, "internal_error", error, retries + 1) from exc
     elapsed = time.perf_counter() - started
+    metrics.observe_stage(stage, elapsed)
     result = result.model_copy(update={"record": result.record.with_timing(stage, elapsed)})
-    task.ledger.stage_done(job.batch, stage, job.record.id, STAGES.index(stage))
+    task.ledger.stage_done(job.batch, stage, job.record.id, STAGES.index(stage), seconds=elapsed)
     log.info("stage.done", seconds=round(elapsed, 4))
     return result
 
 
-def dead_letter(task: StageTask, job: Job, stage: str, reason: str, error: str, attempts: int) -> None:
-    """End the job's URL as one dead letter: in the ledger and, for the stores, in the outbox."""
+def dead_letter(
+    task: StageTask, job: Job, stage: str, reason: str, error: str, attempts: int
+) -> UrlEnded:
+    """End the job's URL as one dead letter: in the ledger and, for the stores, in the outbox.
+
+    Returns the :class:`UrlEnded` for the caller to raise (the task then shows FAILURE).
+    """
     letter = DeadLetter(
         id=job.record.id,
         url=job.record.url,
@@ -202,8 +216,10 @@ def dead_letter(task: StageTask, job: Job, stage: str, reason: str, error: str, 
     if task.outbox.commit_dead_letter(letter):
         task.validators.forget(job.record.id)
         log.warning("stage.dead_letter", reason=reason, error=error[:500], attempts=attempts)
+        metrics.count_outcome(stage, "dead", reason)
     if job.body_key:
         task.bodies.delete(job.body_key)
+    return UrlEnded("dead", reason, error[:500])
 
 
 def _backoff(settings: Settings, retries: int, retry_after: float | None) -> float:

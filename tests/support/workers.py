@@ -37,9 +37,11 @@ def running_workers(
     log_dir: Path,
     queues: tuple[str, ...] = ("fetch", "cpu", "deliver"),
     concurrency: dict[str, int] | None = None,
+    metrics_ports: dict[str, int] | None = None,
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
     """Start one ``ingest worker`` process per queue (and ``ingest deliver`` for ``deliver``);
-    stop them (warm, then kill) on exit."""
+    stop them (warm, then kill) on exit. ``metrics_ports``: the ``INGEST_METRICS_PORT`` of each
+    queue's process (each process serves its own)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     env = settings_env(settings)
     processes: list[subprocess.Popen[bytes]] = []
@@ -48,7 +50,9 @@ def running_workers(
         for index, queue in enumerate(queues):
             log = (log_dir / f"worker-{index}-{queue}.log").open("wb")
             logs.append(log)
-            processes.append(spawn_worker(queue, env, log, (concurrency or {}).get(queue)))
+            port = (metrics_ports or {}).get(queue)
+            queue_env = env if port is None else {**env, "INGEST_METRICS_PORT": str(port)}
+            processes.append(spawn_worker(queue, queue_env, log, (concurrency or {}).get(queue)))
         yield processes
     finally:
         stop_workers(processes, grace=20)
