@@ -272,8 +272,10 @@ class Fetcher:
                         )
                 timeout = hop_timeout(settings.fetch_connect_timeout, settings.fetch_read_timeout, deadline)
                 request = self.client.build_request("GET", current, headers=conditional, timeout=timeout)
+                sent = time.perf_counter()
                 response = self.client.send(request, stream=True)
                 metrics.count_fetch_response(response.status_code, host)  # every hop: 3xx, 304, errors
+                body = b""
                 try:
                     if response.status_code in _REDIRECT_CODES and "location" in response.headers:
                         current = validate_url(urljoin(current, response.headers["location"]))
@@ -310,6 +312,7 @@ class Fetcher:
                     )
                 finally:
                     response.close()
+                    _log_response(response, current, len(body), time.perf_counter() - sent)
                 if self.validators is not None and page.validators != (known or Validators()):
                     self.validators.put(record_id, page.validators)
                 return page
@@ -322,6 +325,18 @@ class Fetcher:
         raise PermanentError(
             f"more than {settings.fetch_max_redirects} redirects", reason="too_many_redirects"
         )
+
+
+def _log_response(response: httpx.Response, url: str, size: int, seconds: float) -> None:
+    """One line per HTTP response (redirect hops included): status, body bytes read, ms."""
+    log.info(
+        "fetch.response",
+        status=response.status_code,
+        bytes=size,
+        ms=round(seconds * 1000, 1),
+        hop_url=url,
+        http_version=response.http_version,
+    )
 
 
 def _raise_for_status(response: httpx.Response) -> None:

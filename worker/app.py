@@ -14,7 +14,7 @@ from kombu import Queue
 
 from config import Settings, get_settings
 from worker import broker
-from worker.logging import configure_logging, set_worker_name
+from worker.logging import configure_logging, route_celery_say, set_worker_name
 
 broker.register()  # before any Connection resolves the redis:// scheme
 
@@ -81,6 +81,7 @@ app = create_app(get_settings())
 def _setup_logging(**_kwargs: object) -> None:
     """Keep Celery from installing its own log handlers: ours are structlog's."""
     configure_logging(get_settings())
+    route_celery_say(get_settings())
 
 
 @worker_process_init.connect

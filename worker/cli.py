@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated
@@ -146,6 +147,10 @@ def worker(
             f" choose from {', '.join(QUEUE_CHOICES)}"
         )
         raise typer.Exit(2)
+    from worker.logging import set_worker_name
+
+    node = f"{'-'.join(chosen)}-{os.getpid()}@{socket.gethostname()}"
+    set_worker_name(node)  # the lines before Celery names the node (patching, warm-up) carry it too
     fetch_only = chosen == ["fetch"]
     pool = pool or (settings.fetch_pool if fetch_only else "prefork")
     if pool in ("gevent", "eventlet"):
@@ -165,12 +170,13 @@ def worker(
     # the pool's fork: every metric is then created in multiprocess mode.
     prepare_metrics(settings, metrics_port)
     from worker.app import app
-
     if "cpu" in chosen and pool == "prefork":
         from worker.warmup import warm_up
 
         warm_up(settings)  # before the fork: loaded once, shared by the pool's children
     argv = [
+        # No banner: in JSON mode the stream stays JSON (the settings are in `ingest settings`).
+        "--quiet",
         "worker",
         "--queues",
         ",".join(names),
@@ -179,7 +185,7 @@ def worker(
         "--concurrency",
         str(concurrency),
         "--hostname",
-        f"{'-'.join(chosen)}-{os.getpid()}@%h",
+        node,
         "--loglevel",
         settings.log_level,
         "--without-mingle",

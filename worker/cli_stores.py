@@ -5,6 +5,8 @@ Registered on :data:`worker.cli.cli`; kept apart so each command module stays on
 
 from __future__ import annotations
 
+import os
+import socket
 from typing import Annotated
 
 import typer
@@ -38,12 +40,20 @@ def deliver(
 
     prepare_metrics(settings, metrics_port)  # before delivery imports the app: multiprocess values
     from worker.delivery import run_delivery
+    from worker.logging import set_worker_name
+
+    set_worker_name(f"deliver-{os.getpid()}@{socket.gethostname()}")
 
     chosen = [name.strip() for name in only.split(",") if name.strip()] if only else None
     if chosen is not None and (not chosen or set(chosen) - set(settings.store_names)):
         err.print(f"[red]error:[/red] --only {only!r}: choose among the configured {settings.store_names}")
         raise typer.Exit(2)
-    err.print(f"[dim]delivering to {', '.join(chosen or settings.store_names)} (Ctrl-C to stop)[/dim]")
+    import structlog
+
+    # A log line, not a console message: in JSON mode the process writes JSON only.
+    structlog.stdlib.get_logger("ingest.deliver").info(
+        "deliver.started", stores=chosen or settings.store_names, stop="Ctrl-C or SIGTERM"
+    )
     run_delivery(settings, only=chosen)
 
 

@@ -15,6 +15,7 @@ covered too. URLs lose their user info at intake already; this is the net under 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -50,7 +51,7 @@ def add_process(
 
 def configure_logging(settings: Settings) -> None:
     """Route structlog and the standard library's logging through one processor chain."""
-    as_json = settings.log_json if settings.log_json is not None else not sys.stderr.isatty()
+    as_json = json_mode(settings)
     level = logging.getLevelName(settings.log_level.upper())
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -89,6 +90,42 @@ def configure_logging(settings: Settings) -> None:
     # Third-party chatter stays at WARNING unless asked for.
     for noisy in ("httpx", "httpcore", "trafilatura", "htmldate", "urllib3", "kombu", "celery"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
+
+
+def json_mode(settings: Settings) -> bool:
+    """True when lines are rendered as JSON (``INGEST_LOG_JSON``, else stderr not a terminal)."""
+    return settings.log_json if settings.log_json is not None else not sys.stderr.isatty()
+
+
+def route_celery_say(settings: Settings) -> None:
+    """In JSON mode, Celery's own shutdown messages ("worker: Warm shutdown") as JSON lines.
+
+    Celery writes them with ``safe_say`` from its signal handlers, straight to the terminal;
+    a signal handler must not take the logging locks, so the replacement writes one JSON line
+    with a single ``os.write``, as ``safe_say`` itself does.
+    """
+    if not json_mode(settings):
+        return
+    import json
+    from datetime import UTC, datetime
+
+    from celery import _original_os_write
+    from celery.apps import worker as celery_worker
+
+    def say(message: str, f: Any = None) -> None:
+        line = {
+            "event": "celery.say",
+            "message": str(message).strip(),
+            "level": "info",
+            "logger": "celery.apps.worker",
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "pid": os.getpid(),
+            "worker": _worker_name,
+        }
+        with contextlib.suppress(OSError):
+            _original_os_write(2, (json.dumps(line) + "\n").encode())
+
+    celery_worker.safe_say = say
 
 
 def redact_credentials(
