@@ -110,6 +110,19 @@ def _tasks(port: int, batch: str) -> list[dict[str, Any]]:
     return [task for task in json.loads(body).values() if f"batch={batch!r}" in str(task.get("args"))]
 
 
+def _our_workers(port: int, settings: Settings) -> dict[str, str]:
+    """Worker name -> which of this test's queues it consumes (fetch or cpu), from Flower."""
+    status, body = _get(port, "/api/workers?refresh=1")
+    assert status == 200, body
+    queues = {settings.fetch_queue: "fetch", settings.cpu_queue: "cpu"}
+    found = {}
+    for name, info in json.loads(body).items():
+        for queue in info.get("active_queues") or []:
+            if queue.get("name") in queues:
+                found[name] = queues[queue["name"]]
+    return found
+
+
 def _url_of(task: dict[str, Any]) -> str:
     match = re.search(r"'(http://[^']+)'", str(task.get("args")))
     assert match, task
@@ -129,10 +142,9 @@ def test_flower_shows_failure_retry_and_success_behind_basic_auth(settings: Sett
         assert _get(port, "/", None)[0] == 401
         assert _get(port, "/api/tasks", None)[0] == 401
         with running_workers(settings, tmp_path / "logs"):
-            _wait(lambda: len(json.loads(_get(port, "/api/workers?refresh=1")[1])) >= 2, 120)
-            workers = json.loads(_get(port, "/api/workers?refresh=1")[1])
-            assert any(name.startswith("fetch-") for name in workers), workers
-            assert any(name.startswith("cpu-") for name in workers), workers
+            # Both workers listed, each with its queue (workers of other runs on this Redis
+            # answer Flower's broadcast too: only ours consume this test's queues).
+            _wait(lambda: set(_our_workers(port, settings).values()) == {"fetch", "cpu"}, 120)
             result = enqueue([*urls, empty, missing, closed], settings=settings)
             status = wait_for_batch(settings, result.batch, timeout=180)
             assert status["outcomes"] == {  # type: ignore[comparison-overlap]
