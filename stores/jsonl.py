@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stores.base import Delivery, WriteResult
+from tasks.record import DeadLetter
 
 ARTICLES_FILE = "articles.jsonl"
 DEAD_LETTERS_FILE = "dead-letters.jsonl"
@@ -37,6 +38,27 @@ class _FileIndex:
     inode: int = -1
     offset: int = 0
     keys: set[str] = field(default_factory=set)
+
+
+def read_dead_letters(directory: Path) -> tuple[list[DeadLetter], list[Path]]:
+    """Every dead letter in ``directory`` (its rotated files too), and the files read.
+
+    For ``ingest dead-letters`` once Redis no longer has a batch. A line that does not parse (a
+    half line a crash left, a line of a later schema) is skipped: the rest still tells.
+    """
+    from pydantic import ValidationError
+
+    stem = DEAD_LETTERS_FILE.removesuffix(".jsonl")
+    files = sorted(directory.glob(f"{stem}*.jsonl"))
+    letters = []
+    for path in files:
+        with path.open("rb") as handle:
+            for line in handle:
+                try:
+                    letters.append(DeadLetter.model_validate_json(line))
+                except ValidationError:
+                    continue
+    return letters, files
 
 
 def line_key(line: bytes, dead_letter: bool) -> str:

@@ -126,6 +126,24 @@ def test_second_run_on_a_persistent_redis_keeps_the_first_runs_records(
     assert report["queues"] == {"fetch": 0, "cpu": 0}
 
 
+@pytest.mark.integration
+def test_demo_writes_what_the_readme_says(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    claim = readme.split("`ingest demo` writes", 1)[1].split("On your own URLs", 1)[0]
+    named = set(re.findall(r"`ingest-output/([\w.-]+)`", claim))
+    completed = subprocess.run(
+        [*INGEST, "demo", "--out", str(tmp_path / "ingest-output")],
+        env=_user_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    written = {path.name for path in (tmp_path / "ingest-output").iterdir() if not path.name.startswith(".")}
+    assert named == written == {"articles.jsonl", "dead-letters.jsonl", "workers.log", "summary.json"}
+
+
 def test_run_with_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     completed = subprocess.run(
         [*INGEST, "run", str(tmp_path / "nope.txt")], env=_user_env(), capture_output=True, text=True
@@ -213,6 +231,7 @@ def test_enqueue_then_status_reports_the_batch(settings: Settings, tmp_path: Pat
     )
     report = json.loads(status.stdout)
     assert report["total"] == 2 and report["pending"] == 2 and report["done"] is False
+    assert report["queues"] == {"fetch": 2, "cpu": 0}  # no worker: one message per URL waits
     unknown = subprocess.run([*INGEST, "status", "b-nope"], env=env, capture_output=True, text=True)
     assert unknown.returncode == 1 and "no batch" in unknown.stderr
 

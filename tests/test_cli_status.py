@@ -28,6 +28,7 @@ from stores.outbox import Outbox
 from tasks.record import DeadLetter
 from tests.support.faults import free_port, serve_slow_pages
 from tests.support.workers import settings_env
+from worker.watch import PHASES
 
 INGEST = [sys.executable, "-m", "worker"]
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -245,6 +246,10 @@ def test_ctrl_c_prints_the_summary_and_how_to_resume_stops_the_workers_exits_130
     assert f"batch {batch}" in stderr and "pending" in stderr  # the batch table, so far
     assert f"To resume, run it again: ingest run {urls_file} --out {out}" in stderr
     assert "every URL is fetched again" in stderr and "Traceback" not in stderr
+    if when == "ingesting":  # no page finished: the workers' own answers said they were ready
+        shown = [line.strip() for line in lines if line.strip() in PHASES.values()]
+        assert shown[0] == PHASES["starting workers"] and shown[-1] == PHASES["ingesting"], shown
+        assert shown == [text for text in PHASES.values() if text in shown], shown  # in order, once each
     summary = json.loads((out / "summary.json").read_text())
     assert summary["batch"] == batch and summary["interrupted"] is True and summary["exit_code"] == 130
     assert summary["total"] == 3

@@ -22,3 +22,15 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert test_command, "the quick start must end its test line with the test command"
     ci = (ROOT / ".ci" / "run").read_text()
     assert test_command.group(1) in ci
+
+
+def test_commands_table_lists_every_command() -> None:
+    import typer.main
+
+    from worker.cli import cli
+
+    text = README.read_text(encoding="utf-8")
+    table = text.split("## Commands", 1)[1].split("\n\n", 2)[1]
+    listed = set(re.findall(r"^\| `ingest ([a-z-]+)", table, re.MULTILINE))
+    registered = set(typer.main.get_group(cli).commands)
+    assert listed == registered, {"undocumented": registered - listed, "gone": listed - registered}

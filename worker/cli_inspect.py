@@ -52,6 +52,13 @@ def _stdout() -> Console:
     return console if console.is_terminal else Console(width=200)
 
 
+def _redis_named(settings: Settings) -> str:
+    """``Redis at <url>``, its password masked: error messages end up in logs and tickets."""
+    from tasks.redact import redact_url
+
+    return f"Redis at {redact_url(settings.effective_redis_url)}"
+
+
 def _redis_error(settings: Settings) -> str | None:
     """Why Redis does not answer, or None when it does."""
     import redis
@@ -112,7 +119,7 @@ def status(
 
 def _saved_row(settings: Settings, batch: str, out: Path, problem: str | None) -> dict[str, Any]:
     """The batch as the summary.json in ``out`` has it; exit 1 when that is another batch's."""
-    where = f"Redis at {settings.effective_redis_url}"
+    where = _redis_named(settings)
     saved = read_summary(out)
     if saved is None or saved["batch"] != batch:
         if problem:
@@ -132,10 +139,11 @@ def _saved_row(settings: Settings, batch: str, out: Path, problem: str | None) -
 
 
 def _unreachable(settings: Settings, problem: str, out: Path) -> None:
-    err.print(f"[red]error:[/red] cannot reach Redis at {settings.effective_redis_url}: {escape(problem)}")
+    err.print(f"[red]error:[/red] cannot reach {_redis_named(settings)}: {escape(problem)}")
     saved = read_summary(out)
     if saved:
-        err.print(f"The last `ingest run` saved {out / SUMMARY_FILE}: `ingest status {saved['batch']}`.")
+        command = f"ingest status {saved['batch']} --out {out}"
+        err.print(f"The last `ingest run` saved {out / SUMMARY_FILE}: `{command}` reads it.")
     raise typer.Exit(EXIT_FAILED)
 
 
@@ -236,7 +244,7 @@ def _on_host(url: str, host: str) -> bool:
 def _find_letters(settings: Settings, batch: str | None, out: Path) -> list[DeadLetter]:
     """From the ledger when it has the batch (or, with no batch, recent batches); else the file."""
     problem = _redis_error(settings)
-    where = f"Redis at {settings.effective_redis_url}"
+    where = _redis_named(settings)
     if problem is None:
         ledger = _ledger(settings)
         if batch is not None and ledger.status(batch) is not None:
@@ -244,10 +252,9 @@ def _find_letters(settings: Settings, batch: str | None, out: Path) -> list[Dead
         recent = [] if batch else ledger.recent_batches()
         if recent:
             return [letter for name in recent for letter in ledger.dead_letters(name)]
-    from stores.jsonl import DEAD_LETTERS_FILE
+    from stores.jsonl import DEAD_LETTERS_FILE, read_dead_letters
 
-    files = sorted(out.glob(f"{DEAD_LETTERS_FILE.removesuffix('.jsonl')}*.jsonl"))
-    letters = [letter for path in files for letter in _read_letters(path)]
+    letters, files = read_dead_letters(out)
     if batch is not None:
         letters = [letter for letter in letters if letter.batch == batch]
         saved = read_summary(out)
@@ -258,21 +265,6 @@ def _find_letters(settings: Settings, batch: str | None, out: Path) -> list[Dead
     state = "has no batches" if batch is None else f"does not have {batch}"
     state = "does not answer" if problem else state
     err.print(f"[dim]{where} {state}: reading {', '.join(map(str, files)) or out / DEAD_LETTERS_FILE}[/dim]")
-    return letters
-
-
-def _read_letters(path: Path) -> list[DeadLetter]:
-    from pydantic import ValidationError
-
-    from tasks.record import DeadLetter
-
-    letters = []
-    with path.open("rb") as handle:
-        for line in handle:
-            try:
-                letters.append(DeadLetter.model_validate_json(line))
-            except ValidationError:
-                continue  # a half line cut by a crash, or a line of a later schema
     return letters
 
 
@@ -298,7 +290,7 @@ def purge(
     ledger = _ledger(settings)
     keys = ledger.batch_keys(batch)
     if not keys and not ledger.is_listed(batch):
-        err.print(f"[red]error:[/red] no batch {batch!r} in Redis at {settings.effective_redis_url}")
+        err.print(f"[red]error:[/red] no batch {batch!r} in {_redis_named(settings)}")
         raise typer.Exit(EXIT_FAILED)
     found = ledger.status(batch)
     pending = f", {found.total - found.accounted} of its {found.total} URLs still pending" if found else ""

@@ -176,7 +176,7 @@ def _supervise(urls: Sequence[str | IntakeUrl], plan: RunPlan, store: JsonlStore
         try:
             result = enqueue(urls, settings=settings, batch=batch)
             err.print(f"batch [bold]{batch}[/bold]: {_enqueue_summary(result)}")
-            failure = wait_for_batch(settings, batch, workers, plan.timeout, log_path)
+            failure = wait_for_batch(settings, batch, workers, plan.timeout, log_path, err)
         except KeyboardInterrupt:
             interrupted = True
             grace[0] = INTERRUPT_GRACE
@@ -211,7 +211,8 @@ def _finish(
         err.print(f"[red]error:[/red] cannot read batch {batch} from Redis: {exc}")
         return stopped
     if status is None:
-        err.print(f"interrupted before batch {batch} was enqueued: nothing was sent")
+        gone = "was enqueued: nothing was sent" if interrupted else "could be read: Redis lost it"
+        err.print(f"[red]error:[/red] batch {batch} ended before it {gone}")
         return stopped
     row = status.as_dict(settings.store_names)
     code = stopped if interrupted or failure else outcome_code(row)
@@ -237,10 +238,13 @@ def _finish(
     why = why_dead(row)
     if interrupted:
         _print_resume(plan, batch, row, embedded)
-    elif why:
+        return code
+    if why:
         hint = f"ingest dead-letters {batch} --out {shlex.quote(str(plan.out))}"
-        err.print(f"[yellow]{why}[/yellow] (exit {code}; `{hint}` lists them)")
-    elif code == 0:
+        err.print(f"[yellow]{why}[/yellow] (`{hint}` lists them)")
+    if failure:  # said when it happened; said again under the table that scrolled it away
+        err.print(f"[red]failed:[/red] {failure}")
+    elif code == EXIT_OK:
         err.print("[green]every URL accounted for and stored[/green]")
     return code
 
@@ -274,8 +278,8 @@ def _print_resume(plan: RunPlan, batch: str, row: dict[str, Any], embedded: bool
         )
     else:
         note = (
-            "URLs this batch already published end there as `seen`, not fetched again (INGEST_SEEN_TTL); "
-            f"the messages of batch {batch} still queued stay in Redis, and the next workers take them "
-            "(`ingest worker` and `ingest deliver` alone would finish it too)."
+            "URLs this batch already published end as `seen` in the new one, not fetched again "
+            f"(INGEST_SEEN_TTL); the messages of batch {batch} still queued stay in Redis, and the next "
+            "workers take them (`ingest worker` and `ingest deliver` alone would finish it too)."
         )
     err.print(note)

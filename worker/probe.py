@@ -16,12 +16,15 @@ error here: ``ingest status`` shows "unknown" and ``ingest run`` keeps waiting.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from kombu.exceptions import OperationalError
 
 from config import Settings
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 log = structlog.stdlib.get_logger("ingest.probe")
 
@@ -56,17 +59,31 @@ def queue_depths(settings: Settings) -> dict[str, int | None]:
     return depths
 
 
-def consumed_queues(settings: Settings, connection: Any, timeout: float = 0.5) -> set[str]:
+def control_app(settings: Settings) -> Celery:
+    """A Celery app on these settings' broker, to ask the workers questions.
+
+    Not :data:`worker.app.app`: Celery publishes a broadcast through the app's own producer
+    pool, on the broker the app was configured with, whatever connection it is handed; in
+    ``ingest run`` that is the process's settings, not the embedded Redis the workers use.
+    """
+    from worker.app import app, create_app
+
+    control = create_app(settings)
+    app.set_current()  # a new app makes itself Celery's current one: the process's app stays it
+    return control
+
+
+def consumed_queues(settings: Settings, control: Celery, timeout: float = 0.5) -> set[str]:
     """Short names (``fetch``, ``cpu``) of the queues some running worker consumes now.
 
-    ``connection``: a kombu connection to the broker, kept by the caller between calls. Waits
-    ``timeout`` seconds for the answers; an empty set when nobody answers or the broker is down.
+    ``control``: the :func:`control_app` of ``settings``, kept by the caller between calls.
+    Waits ``timeout`` seconds for the answers; an empty set when nobody answers or the broker
+    is down.
     """
-    from worker.app import app
-
-    unreachable = (OSError, OperationalError, *connection.connection_errors, *connection.channel_errors)
+    with control.connection_for_read() as connection:
+        unreachable = (OSError, OperationalError, *connection.connection_errors, *connection.channel_errors)
     try:
-        replies = app.control.inspect(timeout=timeout, connection=connection).active_queues() or {}
+        replies = control.control.inspect(timeout=timeout).active_queues() or {}
     except unreachable as exc:  # the broker is down or restarting: nobody is known to consume
         log.debug("probe.inspect_failed", error=f"{type(exc).__name__}: {exc}")
         return set()

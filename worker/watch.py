@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import subprocess
 import time
+from contextlib import closing
 from pathlib import Path
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from config import Settings
-from worker.cli import _ledger, err
 
 #: The phases of a run, with the line printed when one begins.
 PHASES = {
@@ -42,13 +43,14 @@ def wait_for_batch(
     workers: list[subprocess.Popen[bytes]],
     timeout: float | None,
     log_path: Path,
+    err: Console,
 ) -> str | None:
-    """Show progress until the batch is done and in every store; what went wrong, or None."""
-    from stores.ledger import OUTCOMES
-    from worker.app import app
-    from worker.probe import consumed_queues
+    """Show progress on ``err`` until the batch is done and in every store; what went wrong, or None."""
+    from stores.ledger import OUTCOMES, Ledger
+    from stores.redis_client import client_for
+    from worker.probe import consumed_queues, control_app
 
-    ledger = _ledger(settings)
+    ledger = Ledger(client_for(settings), settings.key_prefix, settings.batch_ttl)
     started = time.monotonic()
     columns = (
         TextColumn("[bold]{task.fields[phase]}"),
@@ -59,10 +61,8 @@ def wait_for_batch(
     )
     ready: set[str] = set()
     shown = ""
-    with (
-        app.connection_for_write(settings.effective_broker_url) as connection,
-        Progress(*columns, console=err, transient=False) as progress,
-    ):
+    control = control_app(settings)
+    with closing(control), Progress(*columns, console=err, transient=False) as progress:
         status = ledger.status(batch)
         assert status is not None
         task = progress.add_task("ingest", total=status.total, detail="", phase="starting workers")
@@ -71,7 +71,7 @@ def wait_for_batch(
             assert status is not None
             if not {"fetch", "cpu"} <= ready:
                 ready |= {name for name, stage in _FIRST_STAGE.items() if status.stages.get(stage)}
-                ready |= consumed_queues(settings, connection)  # waits up to 0.5 s for answers
+                ready |= consumed_queues(settings, control)  # waits up to 0.5 s for answers
             if phase(ready) != shown:
                 shown = phase(ready)
                 progress.console.print(f"[dim]{PHASES[shown]}[/dim]")
