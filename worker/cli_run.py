@@ -166,9 +166,14 @@ def _supervise(urls: Sequence[str | IntakeUrl], plan: RunPlan, store: JsonlStore
         stack.callback(lambda: stop_workers(workers, grace=grace[0]))  # registered before any starts
         fetch = plan.fetch_concurrency or settings.fetch_concurrency
         cpu = plan.cpu_workers or settings.cpu_concurrency or os.cpu_count() or 1
-        workers.append(spawn_worker("fetch", env, log_file, fetch))
-        workers.append(spawn_worker("cpu", env, log_file, cpu))
-        workers.append(spawn_worker("deliver", env, log_file))
+        for offset, (role, concurrency) in enumerate((("fetch", fetch), ("cpu", cpu), ("deliver", None))):
+            # One /metrics port per process: INGEST_METRICS_PORT, +1 and +2.
+            port = settings.metrics_port
+            own = {"INGEST_METRICS_PORT": str(port + offset)} if port else {}
+            workers.append(spawn_worker(role, {**env, **own}, log_file, concurrency))
+        if settings.metrics_port:
+            ports = range(settings.metrics_port, settings.metrics_port + 3)
+            err.print(f"[dim]metrics: fetch, cpu and deliver on ports {', '.join(map(str, ports))}[/dim]")
         started = time.monotonic()
         batch = new_batch_id()  # known before enqueue returns: a Ctrl-C inside it still has a batch
         failure: str | None = None
