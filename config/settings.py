@@ -163,7 +163,9 @@ class Settings(BaseSettings, StoreSettings):
         "also capped at 1.5 GB per process). Unset: never by count.",
     )
     cpu_concurrency: int | None = Field(
-        default=None, description="Processes of a CPU worker. Unset: one per core."
+        default=None,
+        description="Processes of a CPU worker. Unset: one per CPU this process may use (the "
+        "container's cgroup CPU quota, else its CPU affinity, else the core count).",
     )
 
     # --- Retention ------------------------------------------------------------------------

@@ -22,6 +22,7 @@ import typer
 from rich.console import Console
 
 from config import Settings, get_settings
+from worker.cpu_quota import available_cpus
 from worker.report import EXIT_CODES_HELP, EXIT_FAILED
 
 if TYPE_CHECKING:
@@ -161,7 +162,7 @@ def worker(
         maybe_patch_concurrency(["-P", pool])
     if concurrency is None:
         concurrency = (
-            settings.fetch_concurrency if fetch_only else (settings.cpu_concurrency or os.cpu_count() or 1)
+            settings.fetch_concurrency if fetch_only else (settings.cpu_concurrency or available_cpus())
         )
     names = [settings.fetch_queue if name == "fetch" else settings.cpu_queue for name in chosen]
     from worker.metrics import prepare_metrics

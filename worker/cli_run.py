@@ -26,6 +26,7 @@ import typer
 
 from config import Settings, get_settings
 from worker.cli import _check_redis, _enqueue_summary, _ledger, _read_urls, cli, err
+from worker.cpu_quota import available_cpus
 from worker.processes import spawn_worker, stop_workers
 from worker.report import (
     EXIT_CODES_HELP,
@@ -165,7 +166,7 @@ def _supervise(urls: Sequence[str | IntakeUrl], plan: RunPlan, store: JsonlStore
         grace = [30.0]  # shortened after a Ctrl-C
         stack.callback(lambda: stop_workers(workers, grace=grace[0]))  # registered before any starts
         fetch = plan.fetch_concurrency or settings.fetch_concurrency
-        cpu = plan.cpu_workers or settings.cpu_concurrency or os.cpu_count() or 1
+        cpu = plan.cpu_workers or settings.cpu_concurrency or available_cpus()
         for offset, (role, concurrency) in enumerate((("fetch", fetch), ("cpu", cpu), ("deliver", None))):
             # One /metrics port per process: INGEST_METRICS_PORT, +1 and +2.
             port = settings.metrics_port
