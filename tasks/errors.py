@@ -8,6 +8,8 @@ what the dead-letter record and ``ingest status`` report.
 
 from __future__ import annotations
 
+from typing import Any
+
 #: The closed list of dead-letter reason codes, with what each means.
 REASONS: dict[str, str] = {
     "bad_url": "The URL is malformed or its scheme is not http/https.",
@@ -58,6 +60,17 @@ class IngestError(Exception):
     def __repr__(self) -> str:
         """``TransientError('connect_error', 'HTTP ...')``: the reason shows in Flower's RETRY."""
         return f"{type(self).__name__}({self.reason!r}, {str(self)!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled with its reason (and ``retry_after``): a prefork child sends it to the parent."""
+        return (_restore, (type(self), self.args, dict(self.__dict__)))
+
+
+def _restore(cls: type[IngestError], args: tuple[Any, ...], state: dict[str, Any]) -> IngestError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, *args)
+    error.__dict__.update(state)
+    return error
 
 
 class TransientError(IngestError):
