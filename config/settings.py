@@ -298,14 +298,68 @@ class Settings(BaseSettings, StoreSettings):
         "(the slowest page of the shared corpora takes about 1 s for both stages).",
     )
 
+    # --- Intake stream (`ingest intake`) --------------------------------------------------
+    intake_batch_window: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a rolling batch of the intake stream (`<INGEST_KEY_PREFIX>:intake`, read "
+        "by `ingest intake`) stays open: the entries of one source that the bridges take within this "
+        "long of the batch's first one join it, so `ingest status` follows them as one batch. An "
+        "entry with its own `batch` field joins that batch instead.",
+    )
+    intake_batch_max: int = Field(
+        default=1000,
+        ge=1,
+        description="Most URLs of one rolling intake batch: past it, the source's next entries open "
+        "a new batch before the window ends.",
+    )
+    intake_read_count: int = Field(
+        default=100,
+        ge=1,
+        description="Intake stream entries one bridge takes per read and enqueues together.",
+    )
+    intake_claim_idle: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds after which an intake stream entry that a bridge took and did not "
+        "acknowledge (it died) is taken over by another `ingest intake` (a restarted one too).",
+    )
+
+    # --- Discovery (feeds and sitemaps: `ingest watch`, `ingest discover`) ---------------------
+    discovery_seen_ttl: int = Field(
+        default=7 * 24 * 3600,
+        ge=60,
+        description="The intake dedup of discovery: seconds a URL found in a feed or sitemap is remembered "
+        "as sent to the intake stream after the last poll that listed it (one Redis key per canonical "
+        "URL, shared by every watcher); it is not sent again meanwhile, however long it stays listed.",
+    )
+    discovery_max_bytes: int = Field(
+        default=50_000_000,
+        ge=1024,
+        description="Cap on a feed's or sitemap's size once decompressed, in bytes (the sitemap "
+        "protocol's own limit is 50 MB).",
+    )
+    discovery_max_sitemaps: int = Field(
+        default=50,
+        ge=1,
+        description="Sitemaps read per listed sitemap (or robots.txt) and poll, the children of "
+        "sitemap indexes included (3 levels at most); past it the rest wait for the next poll, "
+        "counted as `too_many_sitemaps`.",
+    )
+    discovery_concurrency: int = Field(
+        default=4,
+        ge=1,
+        description="Sources one `ingest watch` process polls at once (threads).",
+    )
+
     # --- Metrics --------------------------------------------------------------------------
     metrics_port: int | None = Field(
         default=None,
         ge=0,
         le=65535,
-        description="Port on which `ingest worker` and `ingest deliver` serve Prometheus metrics at "
-        "`/metrics` (`--metrics-port` overrides it; 0 turns them off). Each process needs its own "
-        "port: two workers on one host, two ports. Unset: no metrics.",
+        description="Port on which `ingest worker`, `ingest deliver` and `ingest intake` serve Prometheus "
+        "metrics at `/metrics` (`--metrics-port` overrides it; 0 turns them off). Each process needs its "
+        "own port: two workers on one host, two ports. Unset: no metrics.",
     )
     metrics_addr: str = Field(
         default="0.0.0.0",

@@ -11,7 +11,10 @@ that ``ingest status`` shows) under ``<prefix>:batch:<id>:seconds:<stage>``.
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterable
+from typing import Any
 
 import redis
 
@@ -80,17 +83,29 @@ class Ledger:
         return ":".join((self._prefix, "batch", batch, *suffix))
 
 
-    def open_batch(self, batch: str, total: int, urls: dict[str, str] | None = None) -> None:
+    def open_batch(
+        self,
+        batch: str,
+        total: int,
+        urls: dict[str, str] | None = None,
+        fields: dict[str, str] | None = None,
+    ) -> None:
         """Record a new batch of ``total`` URLs (before any of its tasks is sent).
 
         ``urls`` (record id -> URL as enqueued) is kept with the batch, so that a URL whose
-        message the broker lost can be sent again (:mod:`worker.reconcile`).
+        message the broker lost can be sent again (:mod:`worker.reconcile`); so is ``fields``
+        (record id -> JSON of what intake put on the record: ``source``, ``labels``,
+        ``discovered_at``), for the URLs that have any. A rolling batch of the intake stream
+        grows entry by entry instead (:class:`stores.intake_stream.IntakeStream`).
         """
         now = time.time()
         pipe = self._client.pipeline()
         if urls:
             pipe.hset(self.batch_key(batch, "urls"), mapping=dict(urls))  # type: ignore[arg-type]
             pipe.expire(self.batch_key(batch, "urls"), self._ttl)
+        if fields:
+            pipe.hset(self.batch_key(batch, "fields"), mapping=dict(fields))  # type: ignore[arg-type]
+            pipe.expire(self.batch_key(batch, "fields"), self._ttl)
         pipe.hset(self.batch_key(batch), mapping={"total": total, "created_at": now, "touched": now})
         pipe.expire(self.batch_key(batch), self._ttl)
         pipe.zadd(f"{self._prefix}:batches", {batch: now})
@@ -145,6 +160,28 @@ class Ledger:
         urls = self._client.hgetall(self.batch_key(batch, "urls"))
         ended = set(self._client.hkeys(self.batch_key(batch, "outcomes")))
         return {as_text(rid): as_text(url) for rid, url in urls.items() if rid not in ended}
+
+    def record_fields(self, batch: str, record_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Record id -> the intake fields kept for it (``source``, ``labels``, ``discovered_at``);
+        ids without any are left out."""
+        ids = list(record_ids)
+        if not ids:
+            return {}
+        raw = self._client.hmget(self.batch_key(batch, "fields"), ids)
+        return {rid: json.loads(as_text(value)) for rid, value in zip(ids, raw, strict=True) if value}
+
+    def started(self, batch: str, record_ids: Iterable[str]) -> set[str]:
+        """The ids among ``record_ids`` that went through a stage of the batch or have an outcome:
+        their job certainly reached a worker."""
+        ids = list(record_ids)
+        if not ids:
+            return set()
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hmget(self.batch_key(batch, "progress"), ids)
+        pipe.hmget(self.batch_key(batch, "outcomes"), ids)
+        progress, outcomes = pipe.execute()
+        pairs = zip(ids, progress, outcomes, strict=True)
+        return {rid for rid, reached, ended in pairs if reached is not None or ended is not None}
 
     def take_turn(self, batch: str, what: str, seconds: float) -> bool:
         """True for one caller per ``seconds`` (across processes): who re-sends the batch's URLs."""

@@ -12,6 +12,9 @@ Typed columns, to query: ``published_at``/``modified_at timestamptz`` (from the 
 ``entities jsonb`` (GIN ``jsonb_path_ops``: ``entities @> '[{"key": "..."}]'``) and ``tsv``, a
 generated ``tsvector`` of title (A), description (B) and text (C) in ``ts_config``, the
 text-search configuration of the record's language or ``simple``: ``tsv @@ to_tsquery(ts_config, ...)``.
+Where the URL came from (step 3): ``source text`` with ``discovered_at timestamptz`` (indexed
+together: a source's articles by discovery time) and ``labels jsonb`` (GIN:
+``labels @> '{"section": "politics"}'``).
 """
 
 from __future__ import annotations
@@ -92,14 +95,40 @@ CREATE INDEX {published_at_idx} ON {table} (published_at);
 DROP FUNCTION pg_temp.ingest_timestamptz(text);
 """
 
+#: Step 3: where the URL came from (the intake stream's source, its labels, when it was found).
+SCHEMA_V3 = """
+SET LOCAL timezone = 'UTC';
+CREATE OR REPLACE FUNCTION pg_temp.ingest_timestamptz(value text) RETURNS timestamptz
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF value !~ '^\\s*\\d\\d\\d\\d-\\d\\d-\\d\\d' THEN RETURN NULL; END IF;
+    RETURN value::timestamptz;
+EXCEPTION WHEN others THEN RETURN NULL;
+END $$;
+ALTER TABLE {table}
+    ADD COLUMN source text,
+    ADD COLUMN labels jsonb NOT NULL DEFAULT '{{}}',
+    ADD COLUMN discovered_at timestamptz;
+UPDATE {table} SET
+    source = record->>'source',
+    labels = CASE jsonb_typeof(record->'labels') WHEN 'object' THEN record->'labels' ELSE '{{}}' END,
+    discovered_at = pg_temp.ingest_timestamptz(record->>'discovered_at')
+WHERE record ?| ARRAY['source', 'labels', 'discovered_at'];
+CREATE INDEX {source_idx} ON {table} (source, discovered_at);
+CREATE INDEX {labels_idx} ON {table} USING gin (labels jsonb_path_ops);
+DROP FUNCTION pg_temp.ingest_timestamptz(text);
+"""
+
 COLUMNS = ("id", "url", "final_url", "title", "language", "published_at", "modified_at", "authors",
-           "content_hash", "duplicate_of", "fetched_at", "entities", "ts_config", "record")  # fmt: skip
+           "content_hash", "duplicate_of", "fetched_at", "entities", "ts_config", "record",
+           "source", "labels", "discovered_at")  # fmt: skip
 
 #: Rows are COPYed into this session's staging table (its columns are COLUMNS), then upserted.
 STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS {stage} (id text, url text, final_url text, title text, language text,
     published_at timestamptz, modified_at timestamptz, authors text[], content_hash text,
-    duplicate_of text, fetched_at timestamptz, entities jsonb, ts_config regconfig, record jsonb)
+    duplicate_of text, fetched_at timestamptz, entities jsonb, ts_config regconfig, record jsonb,
+    source text, labels jsonb, discovered_at timestamptz)
 ON COMMIT DELETE ROWS
 """
 
@@ -121,20 +150,28 @@ WHERE {table}.content_hash IS DISTINCT FROM EXCLUDED.content_hash
 
 def migrations(table: str) -> list[tuple[str, sql.Composed]]:
     """The ordered schema steps of ``table``: (description, SQL). Append only, never edit."""
-    names = {f"{suffix}_idx": sql.Identifier(f"{table}_{suffix}_idx")
-             for suffix in ("content_hash", "entities", "tsv", "published_at")}  # fmt: skip
+    suffixes = ("content_hash", "entities", "tsv", "published_at", "source", "labels")
+    names = {f"{suffix}_idx": sql.Identifier(f"{table}_{suffix}_idx") for suffix in suffixes}
     configs = sql.SQL(", ").join(sql.SQL("({}, {})").format(lang, cfg) for lang, cfg in TS_CONFIGS.items())
     ident = sql.Identifier(table)
     return [
         ("initial schema (published_at text)", sql.SQL(SCHEMA_V1).format(table=ident, **names)),
         ("typed dates, authors, entities, full-text search",
          sql.SQL(SCHEMA_V2).format(table=ident, configs=configs, **names)),
+        ("source, labels and discovered_at from the intake", sql.SQL(SCHEMA_V3).format(table=ident, **names)),
     ]  # fmt: skip
 
 
 def _text(value: Any) -> str | None:
     """A text column's value: None or str as they are, anything else as JSON."""
     return value if value is None or isinstance(value, str) else json.dumps(value)
+
+
+def _labels(value: Any) -> dict[str, str]:
+    """The record's labels as a JSON object of strings (anything else: none)."""
+    if not isinstance(value, dict):
+        return {}
+    return {str(name): text if isinstance(text, str) else json.dumps(text) for name, text in value.items()}
 
 
 def parse_moment(value: Any) -> datetime | None:
@@ -231,6 +268,8 @@ class PostgresStore:
             parse_moment(doc.get("fetched_at")),
             json.dumps(doc.get("entities") or [], ensure_ascii=False),
             self._local.configs.get(code, "simple"), delivery.payload,
+            _text(doc.get("source")), json.dumps(_labels(doc.get("labels")), ensure_ascii=False),
+            parse_moment(doc.get("discovered_at")),
         )  # fmt: skip
 
     def _raise_unless_record_level(self, conn: psycopg.Connection[Any], exc: psycopg.Error) -> None:

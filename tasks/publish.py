@@ -17,6 +17,7 @@ way it is counted under the ``duplicate`` outcome and its URLs are marked as see
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -43,6 +44,9 @@ def _count(ended: str, record: ArticleRecord) -> None:
     if ended in ("committed", "dropped"):
         metrics.count_record(record)
         metrics.count_outcome(STAGE, outcome_of(record))
+        if record.discovered_at is not None:
+            waited = datetime.now(UTC) - record.discovered_at
+            metrics.observe_discovery_delay(max(waited.total_seconds(), 0.0))
     elif ended == "seen":
         metrics.count_outcome(STAGE, "seen")
 

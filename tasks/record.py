@@ -9,7 +9,7 @@ Redis key of the page body, which is stored once instead of riding in every mess
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -98,6 +98,28 @@ class ArticleRecord(BaseModel):
         "closest earlier member of its group, 1.0 for an exact copy; null for the first.",
     )
     pipeline: dict[str, float] = Field(default_factory=dict, description="Seconds spent per stage.")
+    source: str | None = Field(
+        default=None,
+        description="Name of the source the URL came from (the `source` of its intake stream entry, "
+        "e.g. a feed or sitemap of the sources file), null when it was enqueued without one.",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="The source's labels (string to string), carried from intake; empty when none.",
+    )
+    discovered_at: datetime | None = Field(
+        default=None,
+        description="When the URL was discovered (UTC): the entry's `discovered_at`, else the time it "
+        "was added to the intake stream; null for a URL enqueued from a file or the Python API.",
+    )
+
+    @field_validator("discovered_at")
+    @classmethod
+    def _discovered_in_utc(cls, moment: datetime | None) -> datetime | None:
+        """Naive means UTC; an offset is converted, so every record says it the same way."""
+        if moment is None:
+            return None
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
     def with_timing(self, stage: str, seconds: float) -> ArticleRecord:
         """A copy with the stage's duration recorded."""

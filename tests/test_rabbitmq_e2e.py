@@ -8,6 +8,7 @@ a worker on RabbitMQ: tests/faults/test_rabbitmq_broker.py.)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -42,10 +43,8 @@ def rabbit_settings(settings: Settings) -> Iterator[Settings]:
     yield configured
     with Connection(RABBITMQ) as connection:
         for queue in (configured.fetch_queue, configured.cpu_queue):
-            try:
+            with contextlib.suppress(Exception):  # a queue never declared is not an error here
                 connection.channel().queue_delete(queue)
-            except Exception:  # a queue never declared is not an error here
-                pass
 
 
 def _ingest(settings: Settings, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

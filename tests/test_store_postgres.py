@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -84,7 +85,7 @@ def test_batch_write_creates_the_migrated_schema(store: PostgresStore, postgres_
     assert f"{table}_content_hash_idx" in indexes
     versions = query(postgres_dsn, f"SELECT version FROM {table}_schema_version ORDER BY version")
     assert [v for (v,) in versions] == list(range(1, len(migrations(table)) + 1))
-    assert store.schema_version() == len(migrations(table)) == 2
+    assert store.schema_version() == len(migrations(table)) == 3
     rows = query(postgres_dsn, f"SELECT id, published_at, modified_at, authors, fetched_at, "
                  f"record->>'published_at' FROM {table} ORDER BY id")  # fmt: skip
     assert rows == [
@@ -97,6 +98,34 @@ def test_batch_write_creates_the_migrated_schema(store: PostgresStore, postgres_
     found = query(postgres_dsn, f"SELECT id FROM {table} WHERE entities @> %s::jsonb",
                   '[{"key": "geonames:2988507"}]')  # fmt: skip
     assert found == [("r1",)]
+
+
+def test_source_labels_and_discovery_time_are_typed_columns(
+    store: PostgresStore, postgres_dsn: str, table: str
+) -> None:
+    found = datetime(2024, 11, 22, 9, 15, tzinfo=UTC)
+    batch = deliveries(
+        record(1, source="lemonde-politique", labels={"section": "politique", "country": "fr"},
+               discovered_at=found),
+        record(2),
+    )  # fmt: skip
+    assert store.write(batch).written == [d.entry_id for d in batch]
+    types = dict(query(postgres_dsn, "SELECT column_name, data_type FROM information_schema.columns "
+                       "WHERE table_name = %s", table))  # fmt: skip
+    assert (types["source"], types["labels"], types["discovered_at"]) == (
+        "text", "jsonb", "timestamp with time zone",
+    )  # fmt: skip
+    rows = query(postgres_dsn, f"SELECT id, source, labels, discovered_at FROM {table} ORDER BY id")
+    assert rows == [
+        ("r1", "lemonde-politique", {"section": "politique", "country": "fr"}, found),
+        ("r2", None, {}, None),
+    ]
+    by_label = query(postgres_dsn, f"SELECT id FROM {table} WHERE labels @> %s::jsonb", '{"country": "fr"}')
+    assert by_label == [("r1",)]
+    indexes = dict(query(postgres_dsn, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s",
+                         table))  # fmt: skip
+    assert "(source, discovered_at)" in indexes[f"{table}_source_idx"]
+    assert "USING gin (labels jsonb_path_ops)" in indexes[f"{table}_labels_idx"]
 
 
 def test_parse_moment() -> None:
@@ -181,7 +210,7 @@ def test_old_schema_table_is_migrated_in_place(postgres_dsn: str, table: str) ->
     store = PostgresStore(postgres_dsn, table)
     try:
         assert store.count() == 3
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
         rows = query(
             postgres_dsn, f"SELECT id, published_at, authors, ts_config::text FROM {table} ORDER BY id"
         )
@@ -194,6 +223,26 @@ def test_old_schema_table_is_migrated_in_place(postgres_dsn: str, table: str) ->
         assert found == [("r1",)]
         store.write(deliveries(record(4)))
         assert store.count() == 4
+    finally:
+        store.close()
+
+
+def test_migration_fills_the_intake_columns_from_the_records(postgres_dsn: str, table: str) -> None:
+    with psycopg.connect(postgres_dsn, autocommit=True) as conn:
+        conn.execute(SCHEMA_V1.format(table=table, content_hash_idx=f"{table}_content_hash_idx"))
+        insert = f"INSERT INTO {table} (id, url, content_hash, record) VALUES (%s, %s, %s, %s)"
+        found = {"id": "r1", "source": "feed-a", "labels": {"k": "v"}, "discovered_at": "2024-11-22T08:00Z"}
+        broken = {"id": "r2", "labels": [], "discovered_at": "soon"}
+        conn.execute(insert, ("r1", "https://example.org/1", "h1", json.dumps(found)))
+        conn.execute(insert, ("r2", "https://example.org/2", "h2", json.dumps(broken)))
+    store = PostgresStore(postgres_dsn, table)
+    try:
+        assert store.schema_version() == 3
+        rows = query(postgres_dsn, f"SELECT id, source, labels, discovered_at FROM {table} ORDER BY id")
+        assert rows == [
+            ("r1", "feed-a", {"k": "v"}, datetime(2024, 11, 22, 8, tzinfo=UTC)),
+            ("r2", None, {}, None),
+        ]
     finally:
         store.close()
 
@@ -219,7 +268,7 @@ def test_many_workers_migrating_at_once(postgres_dsn: str, table: str) -> None:
         thread.join()
     assert errors == []
     assert query(postgres_dsn, f"SELECT count(*) FROM {table}") == [(6,)]
-    assert query(postgres_dsn, f"SELECT count(*), max(version) FROM {table}_schema_version") == [(2, 2)]
+    assert query(postgres_dsn, f"SELECT count(*), max(version) FROM {table}_schema_version") == [(3, 3)]
 
 
 def test_unreachable_server_is_unavailable(table: str) -> None:
@@ -259,6 +308,6 @@ def test_a_dropped_table_is_created_again(postgres_dsn: str, table: str) -> None
     second = PostgresStore(postgres_dsn, table)
     try:
         assert second.write(deliveries(record(2))).written
-        assert second.count() == 1 and second.schema_version() == 2
+        assert second.count() == 1 and second.schema_version() == 3
     finally:
         second.close()

@@ -11,11 +11,16 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from config import Settings
+    from worker.intake import IntakeUrl
     from worker.producer import EnqueueResult
 
 
-def enqueue(urls: Iterable[str], settings: Settings | None = None, batch: str | None = None) -> EnqueueResult:
-    """Send URLs down the pipeline as one batch (see :func:`worker.producer.enqueue`)."""
+def enqueue(
+    urls: Iterable[str | IntakeUrl], settings: Settings | None = None, batch: str | None = None
+) -> EnqueueResult:
+    """Send URLs down the pipeline as one batch (see :func:`worker.producer.enqueue`); an
+    :class:`worker.intake.IntakeUrl` (``check_url(url, source=..., labels=...)``) carries its
+    source, labels and discovery time onto its record."""
     from worker.producer import enqueue as _enqueue
 
     return _enqueue(urls, settings=settings, batch=batch)

@@ -11,12 +11,17 @@ is ever fetched (a line that is not UTF-8 could otherwise be fetched as some oth
 User info is removed here too (:func:`tasks.redact.strip_userinfo`): no password from a
 URL file reaches a record, a log line, a queue, a dead letter or a request. The lines that
 had one are reported, since their fetch now goes out without credentials.
+
+A URL may come with where it was found: its ``source`` (a name), the source's ``labels`` and
+when it was ``discovered_at``. The intake stream (:mod:`stores.intake_stream`, read by
+:mod:`worker.intake_bridge`) gives them per entry; the producer puts them on the record.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from tasks.errors import PermanentError
 from tasks.redact import has_userinfo, strip_userinfo
@@ -42,28 +47,75 @@ class IntakeUrl:
     """Its line in the URL file, 1-based; None for a URL given by the API."""
     had_credentials: bool = False
     """It carried user info, now removed."""
+    source: str | None = None
+    """Name of the source it came from (the record's ``source``), None if none."""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    """The source's labels (the record's ``labels``)."""
+    discovered_at: datetime | None = None
+    """When it was discovered (the record's ``discovered_at``)."""
+    entry_id: str | None = None
+    """Its intake stream entry id; None for a URL from a file or the API."""
 
     @property
     def error(self) -> str:
         """The dead letter's ``error`` for a bad URL."""
-        where = f"line {self.line} of the URL file: " if self.line is not None else ""
+        if self.line is not None:
+            where = f"line {self.line} of the URL file: "
+        elif self.entry_id is not None:
+            where = f"intake stream entry {self.entry_id}: "
+        else:
+            where = ""
         return f"{where}{self.problem}"
 
+    @property
+    def record_fields(self) -> dict[str, object]:
+        """What it gives its record beyond ``id`` and ``url`` (only the fields that are set)."""
+        fields: dict[str, object] = {}
+        if self.source is not None:
+            fields["source"] = self.source
+        if self.labels:
+            fields["labels"] = dict(self.labels)
+        if self.discovered_at is not None:
+            fields["discovered_at"] = self.discovered_at
+        return fields
 
-def check_url(text: str, line: int | None = None, problem: str | None = None) -> IntakeUrl:
+
+def check_url(
+    text: str,
+    line: int | None = None,
+    problem: str | None = None,
+    *,
+    source: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    discovered_at: datetime | None = None,
+    entry_id: str | None = None,
+) -> IntakeUrl:
     """``text`` made ready to enqueue: stripped, without user info, checked, canonicalised.
 
     ``problem`` marks it bad whatever it looks like (a line that could not be decoded).
+    ``source``, ``labels`` and ``discovered_at`` travel with it onto its record.
     """
     stripped = text.strip()
     url = strip_userinfo(stripped)
     credentials = has_userinfo(stripped)
-    if problem is not None:
-        return IntakeUrl(url, url, problem, line, credentials)
-    try:
-        return IntakeUrl(url, canonicalize_url(url), None, line, credentials)
-    except PermanentError as exc:
-        return IntakeUrl(url, url, str(exc), line, credentials)
+    if problem is None:
+        try:
+            identity = canonicalize_url(url)
+        except PermanentError as exc:
+            identity, problem = url, str(exc)
+    else:
+        identity = url
+    return IntakeUrl(
+        url,
+        identity,
+        problem,
+        line,
+        credentials,
+        source=source,
+        labels=dict(labels or {}),
+        discovered_at=discovered_at,
+        entry_id=entry_id,
+    )
 
 
 def read_url_lines(lines: Iterable[bytes]) -> list[IntakeUrl]:

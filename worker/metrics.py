@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from functools import cache, wraps
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec
@@ -43,6 +43,10 @@ log = structlog.stdlib.get_logger("ingest.metrics")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: 1 ms to 60 s: a dedup lookup takes about a millisecond, a slow fetch or a big page's NER tens of seconds.
 STAGE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+#: 1 s to a day: a feed polled every 5 minutes, then fetch, the CPU stages and delivery.
+DISCOVERY_BUCKETS = (
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0, 21600.0, 86400.0
+)  # fmt: skip
 #: The ledger's final outcomes, then the two ways a URL goes round again.
 OUTCOMES = ("published", "duplicate", "unchanged", "seen", "dead", "retried", "deferred")
 #: Reasons a URL is retried or deferred without being one of the dead-letter reasons.
@@ -55,6 +59,8 @@ FIELDS: dict[str, Callable[[ArticleRecord], object]] = {
     "entities": lambda record: record.entities,
 }
 DELIVERY_RESULTS = ("stored", "failed", "retried")
+#: What the intake bridge did with a stream entry (:mod:`worker.intake_bridge`).
+INTAKE_RESULTS = ("enqueued", "seen", "bad_url", "repeated", "resent", "done_before")
 OTHER = "other"
 
 
@@ -140,8 +146,16 @@ class _Metrics:
         self.with_field = counter("ingest_records_with_field_total")
         self.duplicates = counter("ingest_duplicates_total")
         self.deliveries = counter("ingest_deliveries_total")
+        self.intake = counter("ingest_intake_entries_total")
+        delay = FAMILIES["ingest_discovery_to_stored_seconds"]
+        self.discovery_delay = Histogram(delay.name, delay.help, buckets=DISCOVERY_BUCKETS, registry=None)
+        self.discovered = counter("ingest_discovered_urls_total")
+        self.discovery_polls = counter("ingest_discovery_polls_total")
+        self.discovery_errors = counter("ingest_discovery_errors_total")
         for field in FIELDS:  # every fill rate has a series from the start
             self.with_field.labels(field=field)
+        for result in INTAKE_RESULTS:  # and so has every intake result (served at 0 until a bridge counts)
+            self.intake.labels(result=result)
 
 
 def _get() -> _Metrics | None:
@@ -241,3 +255,58 @@ def count_delivery(store: str, result: str, entries: int = 1) -> None:
 
         labels = {"store": bounded(store, STORE_NAMES), "result": bounded(result, DELIVERY_RESULTS)}
         metrics.deliveries.labels(**labels).inc(entries)
+
+
+@_never_fails
+def count_intake(result: str, entries: int = 1) -> None:
+    """``entries`` intake stream entries ended as ``result`` at the bridge (no source label:
+    any program may write any source name to the stream, so it is not bounded)."""
+    metrics = _get()
+    if metrics is not None and entries > 0:
+        metrics.intake.labels(result=bounded(result, INTAKE_RESULTS)).inc(entries)
+
+
+# --- discovery (ingest watch) -----------------------------------------------------------------
+_sources: frozenset[str] = frozenset()
+
+
+def known_sources(names: Iterable[str]) -> None:
+    """The source names of the watcher's file: the only values the ``source`` label takes."""
+    global _sources
+    _sources = frozenset(names)
+
+
+@cache
+def _discovery_reasons() -> frozenset[str]:
+    from tasks.discovery import DISCOVERY_REASONS
+
+    return frozenset(DISCOVERY_REASONS)
+
+
+@_never_fails
+def count_discovery_poll(source: str, new_urls: int) -> None:
+    """A poll of ``source`` ended, having sent ``new_urls`` URLs to the intake stream (0 too:
+    the series exists from the first poll)."""
+    metrics = _get()
+    if metrics is not None:
+        label = bounded(source, _sources)
+        metrics.discovery_polls.labels(source=label).inc()
+        metrics.discovered.labels(source=label).inc(max(new_urls, 0))
+
+
+@_never_fails
+def count_discovery_error(source: str, reason: str) -> None:
+    """A feed or sitemap of ``source`` could not be read (or only in part), for ``reason``."""
+    metrics = _get()
+    if metrics is not None:
+        metrics.discovery_errors.labels(
+            source=bounded(source, _sources), reason=bounded(reason, _discovery_reasons())
+        ).inc()
+
+
+@_never_fails
+def observe_discovery_delay(seconds: float) -> None:
+    """A record whose URL came from discovery was stored ``seconds`` after its discovered_at."""
+    metrics = _get()
+    if metrics is not None:
+        metrics.discovery_delay.observe(max(seconds, 0.0))

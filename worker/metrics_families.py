@@ -51,6 +51,43 @@ RECORDED = (
         "Outbox entries per store: stored, failed (dead letter naming the store) or retried.",
         ("store", "result"),
     ),
+    Family(
+        "ingest_intake_entries_total",
+        "counter",
+        "Intake stream entries the bridge (ingest intake) handled: enqueued (sent to fetch), seen, bad_url "
+        "(dead letter), repeated (URL already in its batch), resent (a dead bridge's, sent again), "
+        "done_before (enqueued by an earlier take, acknowledged only).",
+        ("result",),
+    ),
+)
+#: Discovery's delay, recorded where a record is stored (every process creates it, at 0).
+DISCOVERY_DELAY = Family(
+    "ingest_discovery_to_stored_seconds",
+    "histogram",
+    "Seconds from a URL's discovery in a feed or sitemap (its record's discovered_at) to its record "
+    "being stored: made final in the outbox (each store's own lag: ingest_delivery_lag_seconds).",
+)
+#: What ``ingest watch`` records; ``source`` is a name of its sources file (``other`` past
+#: them), so the file bounds the label.
+WATCHED = (
+    Family(
+        "ingest_discovered_urls_total",
+        "counter",
+        "New URLs a poll of a source sent to the intake stream (not seen before).",
+        ("source",),
+    ),
+    Family(
+        "ingest_discovery_polls_total",
+        "counter",
+        "Polls of a source (its feeds and sitemaps read once).",
+        ("source",),
+    ),
+    Family(
+        "ingest_discovery_errors_total",
+        "counter",
+        "Feeds and sitemaps of a source that could not be read (or only in part), by reason.",
+        ("source", "reason"),
+    ),
 )
 #: What a scrape reads from the broker and the outbox (:mod:`worker.metrics_collectors`).
 SCRAPED = (
@@ -74,4 +111,4 @@ SCRAPED = (
         ("source",),
     ),
 )
-FAMILIES = {family.name: family for family in (*RECORDED, *SCRAPED)}
+FAMILIES = {family.name: family for family in (*RECORDED, DISCOVERY_DELAY, *WATCHED, *SCRAPED)}

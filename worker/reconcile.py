@@ -6,7 +6,8 @@ or a worker killed in the instant between popping a message and recording it as 
 (kombu's Redis transport does those in two commands). The batch ledger still knows every
 URL of the batch (``open_batch`` keeps them), so :func:`reconcile` looks at the recent
 unfinished batches: one in which no URL has moved for ``stuck_after`` seconds gets its URLs
-without an outcome sent to the fetch stage again. Every step is idempotent per URL (the
+without an outcome sent to the fetch stage again, with the intake fields kept for them
+(``source``, ``labels``, ``discovered_at``). Every step is idempotent per URL (the
 outcome is claimed once, the record committed once), so a URL that was merely slow ends
 once all the same. ``ingest deliver`` runs it every 30 s; one process per batch per round
 does the work (a Redis ``SET NX`` turn).
@@ -40,8 +41,10 @@ def reconcile(settings: Settings, ledger: Ledger, now: float | None = None) -> i
         if not ledger.take_turn(batch, "reconcile", settings.stuck_after):
             continue
         missing = ledger.without_outcome(batch)
+        fields = ledger.record_fields(batch, missing)  # source, labels, discovered_at
         for record_id, url in missing.items():
-            send_fetch([Job(batch=batch, record=ArticleRecord(id=record_id, url=url))], settings)
+            record = ArticleRecord(id=record_id, url=url, **fields.get(record_id, {}))
+            send_fetch([Job(batch=batch, record=record)], settings)
         if missing:
             ledger.resent(batch, len(missing))
             idle = round(now - status.touched)
