@@ -4,7 +4,7 @@ Exit 0 when healthy, 1 when not (the reason on stderr). Each check asks the proc
 never only its dependencies:
 
 * ``worker``: a Celery worker of this container answers a remote-control ping through the
-  broker. Its node name is ``<queues>-<pid>@<hostname>`` (``ingest worker``), so the reply of a
+  broker. Its node name is ``<queues>-<pid>-<random>@<hostname>`` (``ingest worker``), so the reply of a
   node ending in ``@<this hostname>`` is this container's. A CPU worker answers only once it
   has loaded its language models: give it a ``start_period``. With host networking every
   container shares the host's name, and any worker of the host counts.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import sys
 from pathlib import Path
@@ -150,7 +151,9 @@ def worker(
         raise typer.Exit(2)
     from worker.logging import set_worker_name
 
-    node = f"{'-'.join(chosen)}-{os.getpid()}@{socket.gethostname()}"
+    # The pid alone is not unique: in containers every worker is pid 1, and with host networking
+    # they share the host's name; Flower and Celery's control need one name per worker.
+    node = f"{'-'.join(chosen)}-{os.getpid()}-{secrets.token_hex(3)}@{socket.gethostname()}"
     set_worker_name(node)  # the lines before Celery names the node (patching, warm-up) carry it too
     fetch_only = chosen == ["fetch"]
     pool = pool or (settings.fetch_pool if fetch_only else "prefork")
