@@ -1,4 +1,6 @@
-"""Container health checks, one per role: ``python /app/healthcheck.py worker|deliver|flower [PORT]``.
+"""Container health checks, one per role: ``python /app/healthcheck.py ROLE [PORT]``.
+
+ROLE is ``worker``, ``deliver``, ``intake``, ``watch`` or ``flower``.
 
 Exit 0 when healthy, 1 when not (the reason on stderr). Each check asks the process itself,
 never only its dependencies:
@@ -12,6 +14,10 @@ never only its dependencies:
   ``<hostname>-<pid>-<n>``) read from every store's consumer group of the outbox within the last
   ``max(120 s, 2 x INGEST_DELIVERY_BACKOFF_MAX)`` (a reader blocks for a few seconds at most
   between reads, or backs off while a store is down).
+* ``intake``: Redis answers, and a bridge of this host (consumer names ``<hostname>-<pid>``)
+  read the intake stream's group within the last 120 s (a bridge blocks a few seconds at most).
+* ``watch``: Redis answers (the watcher keeps no consumer state to look at; compose restarts it
+  if it exits, and its polls show in ``ingest_discovery_polls_total``).
 * ``flower``: Flower's ``/healthcheck`` (no credentials needed) answers 200 on PORT (5555).
 """
 
@@ -56,6 +62,33 @@ def check_deliver() -> str | None:
     return None
 
 
+def check_intake() -> str | None:
+    from config import get_settings
+    from stores.intake_stream import GROUP, intake_key
+    from stores.redis_client import client_for
+
+    settings = get_settings()
+    client = client_for(settings)
+    client.ping()
+    key = intake_key(settings.key_prefix)
+    if not client.exists(key):
+        return f"no intake stream {key} yet: ingest intake creates it when it starts"
+    mine = f"{socket.gethostname()}-"
+    consumers = client.xinfo_consumers(key, GROUP)
+    idle = [int(c["idle"]) for c in consumers if _text(c["name"]).startswith(mine)]
+    if not idle or min(idle) > 120_000:
+        return f"no bridge of this host read the intake stream lately (idle ms: {idle})"
+    return None
+
+
+def check_watch() -> str | None:
+    from config import get_settings
+    from stores.redis_client import client_for
+
+    client_for(get_settings()).ping()
+    return None
+
+
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -72,6 +105,8 @@ def main(argv: list[str]) -> int:
     checks = {
         "worker": check_worker,
         "deliver": check_deliver,
+        "intake": check_intake,
+        "watch": check_watch,
         "flower": lambda: check_flower(int(argv[2]) if len(argv) > 2 else 5555),
     }
     if role not in checks:

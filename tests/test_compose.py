@@ -184,7 +184,7 @@ def test_every_service_restarts_is_limited_and_has_a_health_check() -> None:
 
 
 def test_health_checks_ask_roles_the_image_knows() -> None:
-    roles = {"worker", "deliver", "flower"}
+    roles = {"worker", "deliver", "intake", "watch", "flower"}
     for name, service in SERVICES.items():
         test = [str(part) for part in (service.get("healthcheck") or {}).get("test") or []]
         if "/app/healthcheck.py" in test:
