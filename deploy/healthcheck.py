@@ -53,10 +53,8 @@ def check_deliver() -> str | None:
     if not client.exists(key):
         return f"no outbox {key} yet: ingest deliver creates it when it starts"
     limit_ms = max(120.0, 2 * settings.delivery_backoff_max) * 1000
-    mine = f"{socket.gethostname()}-"
     for store in settings.store_names:
-        consumers = client.xinfo_consumers(key, group_name(store))
-        idle = [int(c["idle"]) for c in consumers if _text(c["name"]).startswith(mine)]
+        idle = _idle_of_this_host(client, key, group_name(store))
         if not idle or min(idle) > limit_ms:
             return f"no consumer of this host read the {store} group lately (idle ms: {idle})"
     return None
@@ -73,9 +71,7 @@ def check_intake() -> str | None:
     key = intake_key(settings.key_prefix)
     if not client.exists(key):
         return f"no intake stream {key} yet: ingest intake creates it when it starts"
-    mine = f"{socket.gethostname()}-"
-    consumers = client.xinfo_consumers(key, GROUP)
-    idle = [int(c["idle"]) for c in consumers if _text(c["name"]).startswith(mine)]
+    idle = _idle_of_this_host(client, key, GROUP)
     if not idle or min(idle) > 120_000:
         return f"no bridge of this host read the intake stream lately (idle ms: {idle})"
     return None
@@ -87,6 +83,13 @@ def check_watch() -> str | None:
 
     client_for(get_settings()).ping()
     return None
+
+
+def _idle_of_this_host(client: Any, key: str, group: str) -> list[int]:
+    """Milliseconds since each consumer of this host (names ``<hostname>-...``) last read ``group``."""
+    mine = f"{socket.gethostname()}-"
+    consumers = client.xinfo_consumers(key, group)
+    return [int(c["idle"]) for c in consumers if _text(c["name"]).startswith(mine)]
 
 
 def _text(value: object) -> str:

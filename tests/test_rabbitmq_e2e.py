@@ -8,9 +8,7 @@ a worker on RabbitMQ: tests/faults/test_rabbitmq_broker.py.)
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,28 +21,16 @@ from kombu import Connection
 from config import Settings
 from tests.support.http_server import serve_pages
 from tests.support.pages import load_pages
+from tests.support.rabbitmq import RABBITMQ, on_rabbitmq
 from tests.support.workers import running_workers, settings_env, wait_for_batch
 
 pytestmark = pytest.mark.integration
 
-RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
-
-
 @pytest.fixture
 def rabbit_settings(settings: Settings) -> Iterator[Settings]:
-    """Settings with RabbitMQ as the broker; the test's queues are deleted afterwards."""
-    try:
-        socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
-    except OSError:
-        pytest.fail("RabbitMQ does not answer on 127.0.0.1:5672")
-    configured = settings.model_copy(
-        update={"broker_url": RABBITMQ, "max_retries": 1, "retry_backoff_base": 0.1}
-    )
-    yield configured
-    with Connection(RABBITMQ) as connection:
-        for queue in (configured.fetch_queue, configured.cpu_queue):
-            with contextlib.suppress(Exception):  # a queue never declared is not an error here
-                connection.channel().queue_delete(queue)
+    """Settings with RabbitMQ as the broker and fast retries."""
+    with on_rabbitmq(settings, max_retries=1, retry_backoff_base=0.1) as configured:
+        yield configured
 
 
 def _ingest(settings: Settings, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

@@ -8,46 +8,30 @@ visibility timeout to wait for.
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kombu import Connection
 
 from config import Settings
 from tests.support.faults import assert_each_url_ended_once, batch_with_a_worker_killed
+from tests.support.rabbitmq import on_rabbitmq
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.timeout(600)]
-
-RABBITMQ = "amqp://guest:guest@127.0.0.1:5672//"
 
 
 @pytest.fixture
 def rabbit_settings(settings: Settings) -> Iterator[Settings]:
-    """Settings with RabbitMQ as the broker; the test's queues are deleted afterwards."""
-    try:
-        socket.create_connection(("127.0.0.1", 5672), timeout=2).close()
-    except OSError:
-        pytest.fail("RabbitMQ does not answer on 127.0.0.1:5672")
-    configured = settings.model_copy(
-        update={
-            "broker_url": RABBITMQ,
-            "stores": "jsonl",
-            "max_retries": 1,
-            "retry_backoff_base": 0.1,
-            "fetch_connect_timeout": 2.0,
-            "stuck_after": 600.0,  # the broker must do it alone: no reconciler in time
-        }
-    )
-    yield configured
-    with Connection(RABBITMQ) as connection:
-        channel = connection.default_channel
-        for queue in (configured.fetch_queue, configured.cpu_queue):
-            try:
-                channel.queue_delete(queue)
-            except Exception:  # a queue never declared is not an error here
-                channel = connection.channel()
+    """Settings with RabbitMQ as the broker, and no reconciler in time: the broker must do it."""
+    overrides = {
+        "stores": "jsonl",
+        "max_retries": 1,
+        "retry_backoff_base": 0.1,
+        "fetch_connect_timeout": 2.0,
+        "stuck_after": 600.0,
+    }
+    with on_rabbitmq(settings, **overrides) as configured:
+        yield configured
 
 
 def test_cpu_worker_killed_mid_batch_on_rabbitmq(rabbit_settings: Settings, tmp_path: Path) -> None:
