@@ -45,9 +45,9 @@ def create_app(settings: Settings) -> Celery:
             # The scan's lock is shared by every worker: one killed while holding it must not
             # stop every restore for kombu's default 5 minutes.
             "unacked_mutex_expire": 30,
-            # RabbitMQ: every publish waits for the broker's confirm, so a message the producer
-            # or a stage sent on is on the broker, not lost in a socket buffer (Redis ignores it).
-            "confirm_publish": True,
+            # No publisher confirms on RabbitMQ (`confirm_publish`): with them, fetch tasks of the
+            # gevent worker hung on their publishes until the hard time limit (fault suite,
+            # RabbitMQ broker); a publish lost that way is re-sent by the reconciler.
         },
         task_serializer="json",
         result_serializer="json",
