@@ -59,8 +59,8 @@ CREATE TABLE IF NOT EXISTS {table} (
 CREATE INDEX IF NOT EXISTS {content_hash_idx} ON {table} (content_hash);
 """
 
-#: Step 2: typed columns. Text dates that do not parse become NULL (the exception block).
-SCHEMA_V2 = """
+#: A text date as timestamptz, NULL when it does not parse (steps 2 and 3 create and drop it).
+_TIMESTAMPTZ_FUNCTION = """
 SET LOCAL timezone = 'UTC';
 CREATE OR REPLACE FUNCTION pg_temp.ingest_timestamptz(value text) RETURNS timestamptz
 LANGUAGE plpgsql AS $$
@@ -69,6 +69,10 @@ BEGIN
     RETURN value::timestamptz;
 EXCEPTION WHEN others THEN RETURN NULL;
 END $$;
+"""
+
+#: Step 2: typed columns. Text dates that do not parse become NULL (the exception block).
+SCHEMA_V2 = _TIMESTAMPTZ_FUNCTION + """\
 ALTER TABLE {table}
     ALTER COLUMN published_at TYPE timestamptz USING pg_temp.ingest_timestamptz(published_at),
     ADD COLUMN modified_at timestamptz,
@@ -96,15 +100,7 @@ DROP FUNCTION pg_temp.ingest_timestamptz(text);
 """
 
 #: Step 3: where the URL came from (the intake stream's source, its labels, when it was found).
-SCHEMA_V3 = """
-SET LOCAL timezone = 'UTC';
-CREATE OR REPLACE FUNCTION pg_temp.ingest_timestamptz(value text) RETURNS timestamptz
-LANGUAGE plpgsql AS $$
-BEGIN
-    IF value !~ '^\\s*\\d\\d\\d\\d-\\d\\d-\\d\\d' THEN RETURN NULL; END IF;
-    RETURN value::timestamptz;
-EXCEPTION WHEN others THEN RETURN NULL;
-END $$;
+SCHEMA_V3 = _TIMESTAMPTZ_FUNCTION + """\
 ALTER TABLE {table}
     ADD COLUMN source text,
     ADD COLUMN labels jsonb NOT NULL DEFAULT '{{}}',

@@ -44,7 +44,14 @@ from stores.robots import ROBOTS_MAX_BYTES, RobotsCache
 from stores.validators import Validators, ValidatorStore
 from tasks.decoding import decode_html, ensure_html
 from tasks.errors import PermanentError, StopPipeline, TransientError
-from tasks.http_client import build_client, hop_timeout, parse_retry_after, read_body
+from tasks.http_client import (
+    REQUEST_ERRORS,
+    build_client,
+    hop_timeout,
+    parse_retry_after,
+    read_body,
+    request_failure,
+)
 from tasks.record import Job
 from tasks.ssrf import AddressPolicy, GuardedBackend
 from tasks.urls import validate_url
@@ -316,12 +323,11 @@ class Fetcher:
                 if self.validators is not None and page.validators != (known or Validators()):
                     self.validators.put(record_id, page.validators)
                 return page
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"timed out: {exc!r}", reason="timeout") from exc
-        except httpx.TransportError as exc:
-            raise TransientError(f"connection failed: {exc!r}", reason="connect_error") from exc
-        except httpx.InvalidURL as exc:
-            raise PermanentError(f"invalid URL {current!r}: {exc}", reason="bad_url") from exc
+        except REQUEST_ERRORS as exc:
+            message, reason = request_failure(exc, current)
+            if reason == "bad_url":
+                raise PermanentError(message, reason=reason) from exc
+            raise TransientError(message, reason=reason) from exc
         raise PermanentError(
             f"more than {settings.fetch_max_redirects} redirects", reason="too_many_redirects"
         )

@@ -177,3 +177,17 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
+
+
+#: What a failed request raises, as the fetch stage and discovery both report it.
+REQUEST_ERRORS = (httpx.TransportError, httpx.InvalidURL)
+
+
+def request_failure(exc: Exception, url: str) -> tuple[str, str]:
+    """The message and reason code (``timeout``, ``connect_error``, ``bad_url``) of one of
+    :data:`REQUEST_ERRORS` raised while requesting ``url``."""
+    if isinstance(exc, httpx.TimeoutException):
+        return f"timed out: {exc!r}", "timeout"
+    if isinstance(exc, httpx.InvalidURL):
+        return f"invalid URL {url!r}: {exc}", "bad_url"
+    return f"connection failed: {exc!r}", "connect_error"

@@ -43,7 +43,7 @@ from stores.validators import Validators, ValidatorStore
 from tasks.discovery import DiscoveryError, Document, Entry, parse_document, reason_of
 from tasks.errors import IngestError, TransientError
 from tasks.fetch import Fetcher, HostBusy, _raise_for_status
-from tasks.http_client import build_client, hop_timeout, read_body
+from tasks.http_client import REQUEST_ERRORS, build_client, hop_timeout, read_body, request_failure
 from tasks.record import record_id
 from tasks.ssrf import AddressPolicy, GuardedBackend
 from tasks.urls import validate_url
@@ -197,12 +197,8 @@ class DiscoveryFetcher(Fetcher):
                         ms=round((time.perf_counter() - sent) * 1000, 1),
                         hop_url=hop_url,
                     )
-        except httpx.TimeoutException as exc:
-            raise DiscoveryError(f"timed out: {exc!r}", reason="timeout") from exc
-        except httpx.TransportError as exc:
-            raise DiscoveryError(f"connection failed: {exc!r}", reason="connect_error") from exc
-        except httpx.InvalidURL as exc:
-            raise DiscoveryError(f"invalid URL {current!r}: {exc}", reason="bad_url") from exc
+        except REQUEST_ERRORS as exc:
+            raise DiscoveryError(*request_failure(exc, current)) from exc
         raise DiscoveryError(
             f"more than {settings.fetch_max_redirects} redirects", reason="too_many_redirects"
         )
