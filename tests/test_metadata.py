@@ -19,6 +19,7 @@ from tasks.metadata import (
     split_authors,
     strip_site_suffix,
 )
+from tasks.metadata.sections import is_label
 from tests.support.pages import load_pages
 
 URL = "https://news.example/world/2024/04/28/story.html"
@@ -356,6 +357,70 @@ def test_split_authors_merges_slug_duplicates() -> None:
         "Trine Jørgensen",
         "Tôrtia Reimer",
     ]
+
+
+def test_section_that_repeats_the_headline_gives_way_to_the_jsonld_label() -> None:
+    headline = "Mayor opens the new bridge: «A great day», crowds cheer"
+    head = (
+        f'<meta property="og:title" content="{headline}">'
+        f'<meta property="article:section" content="{headline}">'
+        + _jsonld({"@type": "NewsArticle", "headline": headline, "articleSection": "Local"})
+    )
+    assert _meta(head).section == "Local"
+
+
+def test_section_shaped_like_a_sentence_is_dropped() -> None:
+    head = '<meta property="article:section" content="Storm hits the coast. Thousands evacuated">'
+    assert _meta(head).section is None
+
+
+def test_section_equal_to_the_description_is_dropped() -> None:
+    head = (
+        '<meta name="description" content="Why the council voted no tonight">'
+        '<meta property="article:section" content="Why the council voted no tonight">'
+    )
+    assert _meta(head).section is None
+
+
+def test_section_prefers_a_label_among_jsonld_values() -> None:
+    head = _jsonld(
+        {
+            "@type": "NewsArticle",
+            "headline": "Council votes on the budget",
+            "articleSection": ["The council voted on the budget late on Tuesday evening!", "Politics"],
+        }
+    )
+    assert _meta(head).section == "Politics"
+
+
+@pytest.mark.parametrize(
+    "label",
+    ["Sport", "U.S.", "UK News", "Aerospace & Defense", "Editors’ Picks", "Deportes/formula-1", "국제"],
+)
+def test_short_labels_stay_sections(label: str) -> None:
+    head = f'<meta property="article:section" content="{label}">'
+    assert _meta(head).section == label
+
+
+def test_a_section_front_titled_with_its_label_keeps_it() -> None:
+    head = '<meta property="og:title" content="Sport"><meta property="article:section" content="Sport">'
+    assert _meta(head, body="<h1>Sport</h1>" + BODY).section == "Sport"
+
+
+@pytest.mark.parametrize(
+    ("value", "label"),
+    [
+        ("Politics", True),
+        ("Arts & Entertainment / Books & Literature", True),
+        ("One two three four five six", False),
+        ("x" * 61, False),
+        ("He said «no» to it", False),
+        ("Is this the end?", False),
+        ("Council approves the plan", False),  # the page's title, see texts_of_page
+    ],
+)
+def test_is_label(value: str, label: bool) -> None:
+    assert is_label(value, ["Council approves the plan"]) is label
 
 
 def _fold(text: str | None) -> str:

@@ -223,6 +223,16 @@ def _status(stack: Stack, batch: str) -> Any:
     return Ledger(client_for(settings), settings.key_prefix, settings.batch_ttl).status(batch)
 
 
+def _dead_letters(stack: Stack, batch: str) -> list[str]:
+    """The batch's dead letters as `stage/reason: url: error`, to say why in a failed assertion."""
+    from stores.ledger import Ledger
+    from stores.redis_client import client_for
+
+    settings = stack.settings
+    letters = Ledger(client_for(settings), settings.key_prefix, settings.batch_ttl).dead_letters(batch)
+    return [f"{letter.stage}/{letter.reason}: {letter.url}: {letter.error}" for letter in letters]
+
+
 def _accounted(stack: Stack, batch: str) -> int:
     status = _status(stack, batch)
     return int(status.accounted) if status else 0
@@ -399,7 +409,7 @@ def test_stack_ingests_through_restarts_and_guards_flower(stack: Stack, tmp_path
     status = _status(stack, batch).as_dict()
     outcomes = status["outcomes"]
     assert sum(outcomes.values()) == len(urls), outcomes
-    assert outcomes["dead"] == 0, outcomes
+    assert outcomes["dead"] == 0, (outcomes, _dead_letters(stack, batch))
     records = outcomes["published"] + outcomes["duplicate"]
     with psycopg.connect(stack.postgres_dsn, connect_timeout=5) as conn:
         rows = conn.execute("SELECT url, id FROM articles").fetchall()
