@@ -8,7 +8,8 @@ lists, captions, the lines of furniture boxes such as comment widgets, newslette
 author bios, share buttons, ad labels, credits, template debris) and restores a visible
 teaser it missed; :mod:`tasks.siblings` puts back paragraphs it dropped that the page marks
 up exactly like the article's other paragraphs, and sub-headings it dropped between two of
-its paragraphs.
+its paragraphs. :mod:`tasks.paywall` cuts the subscriber-only notices and subscription offers
+that end the text; a notice that the article is for subscribers sets the record's ``paywalled``.
 JSON-LD ``articleBody``, then the article HTML in a script-rendered page's hydration data
 (:mod:`tasks.hydration`), are the fallbacks when the extractor finds nothing. Finally the
 language is checked on the extracted body, since that is what the record's ``language``
@@ -38,7 +39,9 @@ from tasks.langid import LanguageGuess, detect_language, second_opinion
 from tasks.metadata import PageMetadata, extract_metadata
 from tasks.page_guard import CpuGuard, PageBudget, check_page
 from tasks.page_kind import not_article
-from tasks.record import Job
+from tasks.page_layout import collapse_source_newlines, unwrap_layout_tables
+from tasks.paywall import cut_paywall_notices
+from tasks.record import SCHEMA_VERSION, Job
 from tasks.siblings import restore_siblings, restore_subheadings
 from worker.app import app
 from worker.stage import StageTask, run_stage
@@ -54,6 +57,9 @@ class CleanArticle:
 
     text: str
     metadata: PageMetadata = field(default_factory=PageMetadata)
+    #: The text ended with a notice that the article, or its rest, is for subscribers
+    #: (:mod:`tasks.paywall`; the notice is cut from ``text``).
+    paywall_notice: bool = False
 
 
 def _link_texts(root: etree._Element) -> tuple[frozenset[str], str]:
@@ -144,6 +150,8 @@ def clean_article(
     root = parse(html)
     if root is None:
         raise PermanentError("the page is empty or not HTML", reason="no_text")
+    collapse_source_newlines(root)
+    unwrap_layout_tables(root)
     metadata = extract_metadata(root, url)
     guard.check("metadata")
     link_texts, long_links = _link_texts(root)
@@ -175,13 +183,15 @@ def clean_article(
     else:
         lines = clean_lines(hydration_paragraphs(root), context)
     guard.check("cleaning")
+    paywall = cut_paywall_notices(lines, root)
+    lines = paywall.lines
     why_not = not_article(lines, root)
     if why_not:
         raise PermanentError(why_not, reason="not_article")
     text = "\n\n".join(lines)
     if not text or not (any(is_prose(line) for line in lines) or sum(ch.isalpha() for ch in text) >= 80):
         raise PermanentError("no article text found on the page", reason="no_text")
-    return CleanArticle(text=text, metadata=metadata)
+    return CleanArticle(text=text, metadata=metadata, paywall_notice=paywall.notice)
 
 
 def body_language(
@@ -216,9 +226,11 @@ def clean_stage(
             "top_image": meta.top_image,
             "tags": meta.tags,
             "section": meta.section,
-            "paywalled": meta.paywalled,
+            "paywalled": True if article.paywall_notice else meta.paywalled,
             "language": guess.language,
             "language_confidence": guess.confidence,
+            # The text and ``paywalled`` are this version's, whatever version intake stamped.
+            "schema_version": SCHEMA_VERSION,
         }
     )
     return job.model_copy(update={"record": record})

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks.redact import redact_text, redact_url
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 EntityLabel = Literal["PER", "ORG", "LOC", "MISC"]
 
@@ -78,7 +78,9 @@ class ArticleRecord(BaseModel):
     paywalled: bool | None = Field(
         default=None,
         description="True when the page marks the article as not free (JSON-LD isAccessibleForFree: "
-        "false), false when it marks it free, null when it says nothing.",
+        "false) or its text ends with a notice that the article, or its rest, is for subscribers "
+        "only (the notice itself is not in `text`); false when the page marks it free and shows no "
+        "such notice; null when it says nothing.",
     )
     language: str | None = Field(default=None, description="ISO 639-1 code, null if unknown.")
     language_confidence: float | None = None
