@@ -82,7 +82,6 @@ class Ledger:
         """The key of the batch's hash (or of one of its parts: ``outcomes``, ``dead``)."""
         return ":".join((self._prefix, "batch", batch, *suffix))
 
-
     def open_batch(
         self,
         batch: str,
@@ -142,6 +141,11 @@ class Ledger:
         pipe.expire(key, 24 * 3600)
         count, _ = pipe.execute()
         return int(count)
+
+    def uncount_delivery(self, task_id: str, retries: int) -> None:
+        """Take back a delivery counted by :meth:`count_delivery` whose run ended on a state
+        error: the message is requeued by a live worker, so it did not lose its worker."""
+        self._client.decr(f"{self._prefix}:delivery:{task_id}:{retries}")
 
     def claim_outcome(self, batch: str, record_id: str, outcome: str) -> bool:
         """Atomically give the URL an outcome that writes nothing (``seen``, ``unchanged``, a

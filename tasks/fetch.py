@@ -414,7 +414,11 @@ def fetch(
     try:
         return fetch_bundle(self, bundle, slot_until)
     except STATE_ERRORS as exc:
-        pause_after_state_error(exc)  # then GuardedRequest requeues the whole bundle: nothing was lost
+        retries, task_id = int(self.request.retries or 0), self.request.id or "local"
+        counted = getattr(self.request, "delivery_counted", False)
+        undo = partial(self.ledger.uncount_delivery, task_id, retries) if counted else None
+        # then GuardedRequest requeues the whole bundle: nothing was lost
+        pause_after_state_error(exc, undo=undo)
         raise
 
 
@@ -424,6 +428,7 @@ def fetch_bundle(task: StageTask, bundle: list[Job], slot_until: float | None) -
     settings = task.settings
     retries = int(task.request.retries or 0)
     deliveries = task.ledger.count_delivery(task.request.id or "local", retries)
+    task.request.delivery_counted = True  # a state error from here on takes it back (fetch)
     if deliveries > 1 and len(bundle) > 1:
         # Redelivered: one of these URLs may be what stopped a worker. Sent apart, each
         # one's deliveries are counted alone, and only a culprit ends as `worker_lost`.

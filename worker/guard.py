@@ -21,7 +21,9 @@ idempotent per URL (the ledger counts a URL once per stage, the outbox commits i
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -46,10 +48,20 @@ def is_state_error(exc: BaseException | None) -> bool:
     return isinstance(exc, STATE_ERRORS)
 
 
-def pause_after_state_error(exc: BaseException, pause: float = STATE_ERROR_PAUSE) -> None:
-    """Log the state error and wait ``pause`` seconds; the caller then re-raises it."""
+def pause_after_state_error(
+    exc: BaseException, pause: float = STATE_ERROR_PAUSE, undo: Callable[[], None] | None = None
+) -> None:
+    """Log the state error and wait ``pause`` seconds; the caller then re-raises it.
+
+    ``undo`` (best effort, once Redis may be back) takes back what the run counted before the
+    error, such as its delivery: a message requeued by a live worker must not count towards
+    ``max_deliveries`` after a Redis restart, or a URL could end as ``worker_lost``.
+    """
     log.warning("stage.state_unavailable", error=f"{type(exc).__name__}: {exc}", pause=pause)
     time.sleep(pause)
+    if undo is not None:
+        with contextlib.suppress(STATE_ERRORS):
+            undo()
 
 
 class GuardedRequest(Request):

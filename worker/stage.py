@@ -22,7 +22,7 @@ import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any, NoReturn
 
 import structlog
@@ -108,15 +108,19 @@ def run_stage(
     def retry_later(exc: TransientError, countdown: float) -> NoReturn:
         raise task.retry(exc=exc, countdown=countdown, max_retries=task.settings.max_retries)
 
+    task_id = task.request.id or "local"
+    counted = False
     try:
-        deliveries = task.ledger.count_delivery(task.request.id or "local", retries)
+        deliveries = task.ledger.count_delivery(task_id, retries)
+        counted = True
         result = run_job(
             task, stage, job, work, retries=retries, deliveries=deliveries, retry_later=retry_later
         )
     except UrlEnded as ended:
         return end_task(task, job.record.url, ended)
     except STATE_ERRORS as exc:
-        pause_after_state_error(exc)  # then GuardedRequest requeues the message
+        undo = partial(task.ledger.uncount_delivery, task_id, retries) if counted else None
+        pause_after_state_error(exc, undo=undo)  # then GuardedRequest requeues the message
         raise
     return result.model_dump(mode="json")
 
@@ -196,9 +200,7 @@ def _attempt(
     return result
 
 
-def dead_letter(
-    task: StageTask, job: Job, stage: str, reason: str, error: str, attempts: int
-) -> UrlEnded:
+def dead_letter(task: StageTask, job: Job, stage: str, reason: str, error: str, attempts: int) -> UrlEnded:
     """End the job's URL as one dead letter: in the ledger and, for the stores, in the outbox.
 
     Returns the :class:`UrlEnded` for the caller to raise (the task then shows FAILURE).
