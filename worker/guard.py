@@ -60,7 +60,7 @@ def pause_after_state_error(
     log.warning("stage.state_unavailable", error=f"{type(exc).__name__}: {exc}", pause=pause)
     time.sleep(pause)
     if undo is not None:
-        with contextlib.suppress(STATE_ERRORS):
+        with contextlib.suppress(*STATE_ERRORS):
             undo()
 
 
