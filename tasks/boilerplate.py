@@ -30,7 +30,9 @@ _DATE_LINE = re.compile(
     r"(?:\W+\d{1,2}[:.h]\d{2}(?:\s*\w{1,3})?)?\W*$",
 )
 #: An e-mail address or a copyright notice: contact boxes and credits, not article text.
-_CONTACT_OR_CREDIT = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|[©ⓒ]|\bcopyright\b", re.IGNORECASE)
+_CONTACT_OR_CREDIT = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+|[©ⓒ]|^\W*copyright\b", re.IGNORECASE)
+#: The word alone marks a credit only in a line that is not a sentence ("Copyright: AFP").
+_COPYRIGHT_WORD = re.compile(r"\bcopyright\b", re.IGNORECASE)
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 #: Wire agencies' names as lines: a credit on a line of its own is a byline, not text.
 _AGENCY_KEYS = frozenset(" ".join(_WORD.findall(name)) for name in AGENCIES)
@@ -57,6 +59,11 @@ def key(text: str) -> str:
     if _INVISIBLE_IN_WORDS.search(text):  # rare: searching first is cheaper than always replacing
         text = _INVISIBLE_IN_WORDS.sub("", text)
     return " ".join(_WORD.findall(text.casefold()))
+
+
+def compact(text: str) -> str:
+    """:func:`key` without spaces: ``A<br>B`` read as ``AB`` and the lines ``A``, ``B`` compare equal."""
+    return key(text).replace(" ", "")
 
 
 @dataclass(frozen=True)
@@ -129,6 +136,7 @@ def _is_chrome(line: str, line_key: str, context: PageContext, counts: Counter[s
         or _is_labelled_link(line, context.link_texts)  # "Read also: <a linked headline>"
         or (words >= 4 and line_key in context.long_links)  # part of a teaser that is one link
         or (words < 40 and bool(_CONTACT_OR_CREDIT.search(line)))
+        or (not prose and bool(_COPYRIGHT_WORD.search(line)))
         or line_key in context.captions
         or line_key in _AGENCY_KEYS  # a credit line: "Agence France-Presse", "dpa"
         or (not prose and counts[line_key] > 1)
@@ -189,6 +197,9 @@ def add_lead(lines: list[str], description: str | None, shown: Callable[[str], b
     if len(description_key) < 40:
         return lines
     probe = description_key[:60]
-    if any(probe in key(line) for line in lines) or not shown(description_key):
+    compact_probe = probe.replace(" ", "")  # also when the text runs it on without a space, or over lines
+    if any(probe in key(line) for line in lines) or compact_probe in "".join(map(compact, lines)):
+        return lines
+    if not shown(description_key):
         return lines
     return [description, *lines]

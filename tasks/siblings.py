@@ -14,7 +14,7 @@ from collections import Counter
 
 from lxml import etree
 
-from tasks.boilerplate import is_prose, key
+from tasks.boilerplate import compact, is_prose, key
 from tasks.html import is_chrome
 from tasks.page_guard import CpuGuard
 
@@ -25,6 +25,81 @@ MIN_MATCHED = 3
 MIN_SHARE = 0.6
 #: Probe length (characters of the key) used to match lines to elements.
 PROBE = 60
+
+
+#: Elements a browser shows on a line of their own (and ``<br>``): their text is set apart by
+#: a space, so ``A<br>B`` reads ``A B``, not ``AB`` as ``text_content()`` has it.
+_SPACED = frozenset(
+    {"address", "article", "aside", "blockquote", "br", "details", "div", "fieldset", "figure"}
+    | {"figcaption", "footer", "form", "header", "hr", "main", "nav", "p", "pre", "section", "summary"}
+    | {"h1", "h2", "h3", "h4", "h5", "h6", "dd", "dl", "dt", "li", "ol", "ul"}
+    | {"caption", "table", "td", "th", "tr"}
+)
+#: Elements whose text a browser does not show.
+_UNSHOWN = frozenset({"script", "style", "noscript", "template"})
+
+
+def shown_text(element: etree._Element, limit: int | None = None) -> str:
+    """``element``'s text as a browser shows it, whitespace folded; about ``limit`` characters at most.
+
+    Unlike ``text_content()``, block boundaries and ``<br>`` are read as spaces and scripts,
+    styles and comments are left out, so the text compares with the extractor's lines.
+    """
+    parts: list[str] = []
+    size = 0
+    stack: list[tuple[etree._Element, bool]] = [(element, True)]
+    while stack and (limit is None or size < limit):
+        node, opening = stack.pop()
+        tag = node.tag if isinstance(node.tag, str) else ""
+        if opening:
+            if tag in _SPACED:
+                parts.append(" ")
+            stack.append((node, False))
+            if tag and tag not in _UNSHOWN:
+                if node.text:
+                    parts.append(node.text)
+                    size += len(node.text)
+                stack.extend((child, True) for child in reversed(node))
+            continue
+        if tag in _SPACED:
+            parts.append(" ")
+        if node is not element and node.tail:
+            parts.append(node.tail)
+            size += len(node.tail)
+    return " ".join("".join(parts).split())
+
+
+class _Written:
+    """What the text already says, to tell whether a paragraph would repeat it.
+
+    Compared by :func:`key` and by its space-free form (:func:`compact`): an element read as
+    ``A<br>B`` -> ``AB`` repeats the lines ``A`` and ``B``. A paragraph repeats the text when
+    the text holds the whole of it (also across consecutive lines), or it holds a whole prose
+    line of the text (the extractor kept the paragraph's second half).
+    """
+
+    def __init__(self, lines: list[str]) -> None:
+        self.probes = {key(line)[:PROBE] for line in lines}
+        self.compact_probes = {compact(line)[:PROBE] for line in lines}
+        self.joined = "".join(compact(line) for line in lines)  # a paragraph may span lines
+        self.prose = [compact(line) for line in lines if is_prose(line)]
+
+    def holds(self, text: str) -> bool:
+        text_key = key(text)
+        text_compact = text_key.replace(" ", "")
+        return (
+            text_key[:PROBE] in self.probes
+            or text_compact[:PROBE] in self.compact_probes
+            or text_compact in self.joined
+            or any(line in text_compact for line in self.prose)
+        )
+
+    def add(self, text: str) -> None:
+        self.probes.add(key(text)[:PROBE])
+        self.compact_probes.add(compact(text)[:PROBE])
+        self.joined += compact(text)
+        if is_prose(text):
+            self.prose.append(compact(text))
 
 
 def _signature(element: etree._Element) -> tuple[str, str] | None:
@@ -43,7 +118,7 @@ def restore_siblings(root: etree._Element, lines: list[str], guard: CpuGuard | N
             guard.check("restoring paragraphs")
         if not element.get("class"):
             continue  # no signature: can neither vote nor be restored
-        text = " ".join(element.text_content().split())
+        text = shown_text(element)
         if not text:
             continue
         elements.append((position, element, text))
@@ -62,17 +137,19 @@ def restore_siblings(root: etree._Element, lines: list[str], guard: CpuGuard | N
     if count < MIN_MATCHED or count < MIN_SHARE * sum(signatures.values()):
         return lines
     present = {position for position in line_positions if position is not None}
-    line_keys = {key(line)[:PROBE] for line in lines}
+    written = _Written(lines)
     chrome: dict[etree._Element, bool] = {}
-    missing = [
-        (position, text)
-        for position, element, text in elements
-        if position not in present
-        and _signature(element) == signature
-        and is_prose(text)
-        and key(text)[:PROBE] not in line_keys
-        and not is_chrome(element, chrome)
-    ]
+    missing: list[tuple[int, str]] = []
+    for position, element, text in elements:
+        if (
+            position not in present
+            and _signature(element) == signature
+            and is_prose(text)
+            and not is_chrome(element, chrome)
+            and not written.holds(text)  # nor a paragraph restored just before (a page's copy)
+        ):
+            missing.append((position, text))
+            written.add(text)
     if not missing:
         return lines
     merged: list[tuple[float, str]] = []
@@ -96,14 +173,7 @@ NEIGHBOUR_STEPS = 4
 
 def _text_start(node: etree._Element, limit: int = 4 * PROBE) -> str:
     """The first ``limit`` characters or so of ``node``'s text: enough for a probe, cheap on a big box."""
-    parts: list[str] = []
-    size = 0
-    for part in node.itertext():
-        parts.append(part)
-        size += len(part)
-        if size >= limit:
-            break
-    return " ".join("".join(parts).split())
+    return shown_text(node, limit)
 
 
 def _neighbour_line(element: etree._Element, forward: bool, line_index: dict[str, int]) -> int | None:
@@ -133,14 +203,17 @@ def restore_subheadings(root: etree._Element, lines: list[str], guard: CpuGuard 
     line_index: dict[str, int] = {}
     for index, line in enumerate(lines):
         line_index.setdefault(key(line)[:PROBE], index)
+    compact_lines = {compact(line) for line in lines}
     inserts: dict[int, list[str]] = {}
     chrome: dict[etree._Element, bool] = {}
     for count, heading in enumerate(root.iter(*_HEADINGS)):
         if guard is not None and not count % 256:
             guard.check("restoring sub-headings")
-        text = " ".join(heading.text_content().split())
+        text = shown_text(heading)
         if not text or len(text) > HEADING_MAX_CHARS or key(text)[:PROBE] in line_index:
             continue
+        if compact(text) in compact_lines:
+            continue  # in the text already, spaced otherwise
         before = _neighbour_line(heading, False, line_index)
         after = _neighbour_line(heading, True, line_index)
         if before is not None and after == before + 1 and not is_chrome(heading, chrome):

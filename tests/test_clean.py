@@ -13,12 +13,12 @@ import pytest
 
 from config import Settings
 from stores.jsonl import JsonlStore
-from tasks.boilerplate import PageContext, add_lead, clean_lines, key
+from tasks.boilerplate import PageContext, add_lead, clean_lines, compact, key
 from tasks.clean import clean_article, clean_stage, furniture_lines
 from tasks.errors import PermanentError
 from tasks.html import parse
 from tasks.record import ArticleRecord, Job
-from tasks.siblings import restore_siblings, restore_subheadings
+from tasks.siblings import restore_siblings, restore_subheadings, shown_text
 from tests.support.http_server import serve_pages
 from tests.support.pages import Page, load_pages
 from tests.support.workers import running_workers, wait_for_batch
@@ -267,3 +267,65 @@ def test_restore_subheadings_between_two_extracted_paragraphs() -> None:
         extracted[3],
     ]
     assert key("fyr\u00adir") == key("fyrir") == "fyrir"
+
+
+_DISPATCH = [
+    "LISBON - The harbour authority opened the old ferry pier again on Tuesday, two winters after the storm.",
+    "Fishermen who moored there for decades said the repairs had taken longer than anyone had promised them.",
+    "The mayor said the pier would also host the summer market, which had moved inland during the works.",
+    "Engineers will check the pilings every spring, and the ferry company plans a second daily crossing.",
+    "Residents were invited to walk the length of the pier at noon, before the first boat came in to dock.",
+]
+
+
+def test_a_paragraph_split_at_a_br_is_not_restored_twice() -> None:
+    """A kicker and the first paragraph in one ``<p>`` split by ``<br>``: read as the extractor's two lines.
+
+    ``text_content()`` glues the two (``CORRESPONDENTLISBON``), so the element matched no
+    extracted line and came back as a "missing" paragraph: the dispatch twice.
+    """
+    first = _DISPATCH[0].replace("The harbour authority", "<b>The harbour authority</b>")
+    body = (
+        f'<p class="standfirst">{PROSE}</p>'
+        f'<p class="story-text">FROM OUR CORRESPONDENT<br>{first}</p>'
+        + "".join(f'<p class="story-text">{text}</p>' for text in _DISPATCH[1:])
+    )
+    html = f"<html><head><title>Pier</title></head><body><article>{body}</article></body></html>"
+    lines = clean_article(html, "https://news.example/pier").text.split("\n\n")
+    assert lines == [PROSE, "FROM OUR CORRESPONDENT", *_DISPATCH]
+    # The same, on the lines alone: the glued and the spaced reading are one paragraph.
+    root = parse(html)
+    assert root is not None
+    extracted = ["FROM OUR CORRESPONDENT", *_DISPATCH[:3], _DISPATCH[4]]
+    assert restore_siblings(root, extracted) == ["FROM OUR CORRESPONDENT", *_DISPATCH]
+
+
+def test_restore_siblings_adds_a_paragraph_the_page_repeats_once() -> None:
+    """The page holds a dropped paragraph twice (say a mobile copy): it is put back once."""
+    body = "".join(f'<p class="story-text">{text}</p>' for text in _DISPATCH)
+    body += f'<div><p class="story-text">{_DISPATCH[2]}</p></div>'
+    root = parse(f"<html><body><article>{body}</article></body></html>")
+    assert root is not None
+    extracted = [text for index, text in enumerate(_DISPATCH) if index != 2]
+    assert restore_siblings(root, extracted) == _DISPATCH
+
+
+def test_shown_text_spaces_block_and_br_boundaries() -> None:
+    root = parse(
+        "<html><body><div id='x'>One<br>two <b>thr</b>ee<p>four</p>five<script>var six;</script>"
+        "<!-- seven --><li>eight</li></div></body></html>"
+    )
+    assert root is not None
+    (box,) = root.xpath("//div[@id='x']")
+    assert shown_text(box) == "One two three four five eight"
+    assert box.text_content().startswith("Onetwo")  # what the restore used to compare
+    assert compact("One two") == compact("ONE-TWO") == compact("onetwo") == "onetwo"
+
+
+def test_add_lead_not_when_the_text_holds_it_without_a_space() -> None:
+    lead = "A visible teaser that the extractor kept, long enough to be prose in the article."
+    glued = lead.replace("teaser that", "teaserthat")
+    assert add_lead([glued, PROSE], lead, lambda _: True) == [glued, PROSE]
+    # Over two lines (a <br> inside the teaser): there too.
+    split = ["A visible teaser", "that the extractor kept, long enough to be prose in the article."]
+    assert add_lead([*split, PROSE], lead, lambda _: True) == [*split, PROSE]
