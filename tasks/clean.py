@@ -23,6 +23,7 @@ it and the stage's CPU time is checked between the steps (:mod:`tasks.page_guard
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from functools import partial
@@ -39,8 +40,9 @@ from tasks.langid import LanguageGuess, detect_language, second_opinion
 from tasks.metadata import PageMetadata, extract_metadata
 from tasks.page_guard import CpuGuard, PageBudget, check_page
 from tasks.page_kind import not_article
-from tasks.page_layout import collapse_source_newlines, unwrap_layout_tables
+from tasks.page_layout import collapse_source_newlines, has_layout_tables, unwrap_layout_tables
 from tasks.paywall import cut_paywall_notices
+from tasks.readings import merge_readings
 from tasks.record import SCHEMA_VERSION, Job
 from tasks.siblings import restore_siblings, restore_subheadings
 from worker.app import app
@@ -134,6 +136,21 @@ def _paragraphs_of(body: str) -> list[str]:
     return [line for line in (" ".join(part.split()) for part in body.splitlines()) if line]
 
 
+def _extracted_lines(root: etree._Element, url: str | None) -> list[str]:
+    """trafilatura's main text of the tree, as lines (the tree is not changed)."""
+    document = trafilatura.bare_extraction(
+        root,
+        url=url,
+        with_metadata=False,
+        include_comments=False,
+        include_tables=False,
+        include_images=False,
+        include_links=False,
+    )
+    raw = document.text if document is not None and not isinstance(document, dict) else None
+    return (raw or "").splitlines()
+
+
 def clean_article(
     html: str, url: str | None = None, language: str | None = None, budget: PageBudget | None = None
 ) -> CleanArticle:
@@ -151,6 +168,7 @@ def clean_article(
     if root is None:
         raise PermanentError("the page is empty or not HTML", reason="no_text")
     collapse_source_newlines(root)
+    as_served = copy.deepcopy(root) if has_layout_tables(root) else None
     unwrap_layout_tables(root)
     metadata = extract_metadata(root, url)
     guard.check("metadata")
@@ -163,18 +181,12 @@ def clean_article(
         captions=_captions(root) | furniture_lines(root),
     )
     guard.check("page context")
-    document = trafilatura.bare_extraction(
-        root,
-        url=url,
-        with_metadata=False,
-        include_comments=False,
-        include_tables=False,
-        include_images=False,
-        include_links=False,
-    )
+    lines = clean_lines(_extracted_lines(root, url), context)
+    if as_served is not None:
+        # Layout tables unwrapped: trafilatura sometimes finds more of the article in the
+        # page's own table layout. Both readings are cleaned, and merged paragraph by paragraph.
+        lines = merge_readings(lines, clean_lines(_extracted_lines(as_served, url), context))
     guard.check("extraction")
-    raw = document.text if document is not None and not isinstance(document, dict) else None
-    lines = clean_lines((raw or "").splitlines(), context)
     if lines:
         lines = restore_subheadings(root, restore_siblings(root, lines, guard), guard)
         lines = add_lead(lines, metadata.description, partial(_shown, root))

@@ -50,14 +50,12 @@ def _cell_text_chars(cell: etree._Element) -> int:
     return chars
 
 
-def unwrap_layout_tables(root: etree._Element) -> int:
-    """Turn tables used for page layout into plain blocks; returns how many.
+def has_layout_tables(root: etree._Element) -> bool:
+    """Whether :func:`unwrap_layout_tables` would change anything."""
+    return bool(_layout_tables(root))
 
-    Older pages place the whole article inside ``<td>`` cells. Extractors told to leave tables
-    out (data tables are not article text) then drop the article with them, and told to keep
-    tables they print the layout row by row with its menus. A table one of whose cells holds
-    paragraphs or a long run of text is layout, not data: its rows and cells become ``<div>``.
-    """
+
+def _layout_tables(root: etree._Element) -> list[etree._Element]:
     layout: list[etree._Element] = []
     for table in root.iter("table"):
         for cell in table.iter("td", "th"):
@@ -66,6 +64,18 @@ def unwrap_layout_tables(root: etree._Element) -> int:
             if cell.find(".//p") is not None or _cell_text_chars(cell) >= LAYOUT_CELL_CHARS:
                 layout.append(table)
                 break
+    return layout
+
+
+def unwrap_layout_tables(root: etree._Element) -> int:
+    """Turn tables used for page layout into plain blocks; returns how many.
+
+    Older pages place the whole article inside ``<td>`` cells. Extractors told to leave tables
+    out (data tables are not article text) then drop the article with them, and told to keep
+    tables they print the layout row by row with its menus. A table one of whose cells holds
+    paragraphs or a long run of text is layout, not data: its rows and cells become ``<div>``.
+    """
+    layout = _layout_tables(root)
     parts = [
         part
         for table in layout

@@ -59,3 +59,17 @@ def test_an_article_laid_out_in_table_cells_is_extracted() -> None:
     assert text.count("voted on the new budget") == 10
     assert "Lead text after the photo table" in text
     assert "Weather" not in text
+
+
+def test_an_article_split_between_layout_cells_is_read_both_ways_and_merged() -> None:
+    """The lead in the table as served and the body in a cell: nothing of either is lost."""
+    body = "".join(f"<p>{SENTENCE * 2}</p>" for _ in range(4))
+    lead = "A lead set in its own cell, in bold, before the body of the story, which readers see first."
+    html = (
+        "<html><head><title>Schools budget</title></head><body><table><tr>"
+        f"<td><a href='/a'>News</a></td><td><b>{lead}</b><div>{body}</div></td>"
+        "</tr></table></body></html>"
+    )
+    text = clean_article(html, "https://example.org/news/schools-lead").text
+    assert text.count("voted on the new budget") == 8
+    assert text.count("A lead set in its own cell") <= 1
