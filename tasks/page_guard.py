@@ -28,6 +28,7 @@ thread's CPU clock, so a busy machine or other threads do not make a page fail.
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -249,9 +250,30 @@ def measure(html: str, max_depth: int | None = None, max_nodes: int | None = Non
     return PageShape(depth=deepest, nodes=nodes, tokens=tokens, nesting=nesting)
 
 
+#: The last pages measured, by (length, hash, limits): the language and clean stages check the
+#: same page one after the other, often in the same process. Python's string hash is seeded
+#: per process, so a page cannot be crafted to pass as another.
+_MEASURED: dict[tuple[int, int, int, int], PageShape] = {}
+_MEASURED_KEEP = 8
+_MEASURED_LOCK = threading.Lock()
+
+
+def _measured(html: str, max_depth: int, max_nodes: int) -> PageShape:
+    memo = (len(html), hash(html), max_depth, max_nodes)
+    with _MEASURED_LOCK:
+        shape = _MEASURED.get(memo)
+    if shape is None:
+        shape = measure(html, max_depth, max_nodes)
+        with _MEASURED_LOCK:
+            if len(_MEASURED) >= _MEASURED_KEEP:
+                _MEASURED.pop(next(iter(_MEASURED)))
+            _MEASURED[memo] = shape
+    return shape
+
+
 def check_page(html: str, budget: PageBudget) -> PageShape:
     """The page's shape, or ``page_too_complex`` when it is deeper or larger than ``budget``."""
-    shape = measure(html, budget.max_depth, budget.max_nodes)
+    shape = _measured(html, budget.max_depth, budget.max_nodes)
     if shape.depth > budget.max_depth:
         raise PermanentError(
             f"the page nests elements deeper than {budget.max_depth} (INGEST_HTML_MAX_DEPTH)", reason=REASON
