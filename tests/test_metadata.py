@@ -268,6 +268,107 @@ def test_jsonld_headline_keeps_a_tail_that_is_not_the_site_name() -> None:
     assert _meta(head).title == "Forest fires in the south"
 
 
+def test_headline_is_the_heading_that_the_title_shows() -> None:
+    # Old-style page: no og:title, the section in the <h1>, the headline in another heading, and
+    # <title> as "Site - Section - Headline".
+    head = "<title>Example Herald - Sports - Harbour team wins its third final in a row</title>"
+    body = (
+        '<h1 class="pagetitle">Sports</h1><h2 class="storyheadline">Harbour team wins its third'
+        " final in a row</h2><h2>Most read</h2>" + BODY
+    )
+    url = "http://www.exampleherald.example/sports/219724"
+    assert _meta(head, body=body, url=url).title == "Harbour team wins its third final in a row"
+    # A second <h1> or an element whose class says headline counts as much as an <h2>.
+    body = "<h1>Top Classifieds</h1><h1>Storm hits the coast</h1>" + BODY
+    assert _meta("<title>Storm hits the coast - Example Times</title>", body=body).title == (
+        "Storm hits the coast"
+    )
+    body = '<h1>Arts</h1><div class="headline">Storm hits the coast</div>' + BODY
+    assert _meta("<title>Storm hits the coast : news.example</title>", body=body).title == (
+        "Storm hits the coast"
+    )
+
+
+def test_a_shorter_heading_named_by_the_title_does_not_replace_the_h1() -> None:
+    # <title> names only the section, which is also a heading: the <h1> is still the headline.
+    head = "<title>Feed Article | Business |</title>"
+    body = "<h1>Council delays the new tram line - report</h1><h2>Business</h2>" + BODY
+    assert _meta(head, body=body).title == "Council delays the new tram line - report"
+    # ... unless the <h1> is the site's masthead.
+    head = "<title>Puzzle game earns a perfect score</title>"
+    body = "<h1>ExampleLife.com - For Your Gaming Lifestyle.</h1><h1>Puzzle game earns a perfect score</h1>"
+    url = "http://www.examplelife.com/articles/2008/01/16/puzzle"
+    assert _meta(head, body=body + BODY, url=url).title == "Puzzle game earns a perfect score"
+
+
+def test_title_pieces_naming_the_site_by_its_host_go() -> None:
+    def title(text: str, url: str) -> str | None:
+        return _meta(f"<title>{text}</title>", body=BODY, url=url).title
+
+    assert title(
+        "icExample - Ferry strike enters its second week", "http://icexample.icnet.co.uk/news/x"
+    ) == ("Ferry strike enters its second week")
+    assert title("Choir breaks a holiday sales record - XYZ.com", "http://www.xyz.com/news/x") == (
+        "Choir breaks a holiday sales record"
+    )
+    # The section labels behind the same separator go with the site's name ...
+    assert title("The Examiner : National : Minister warns on markets", "http://www.examiner.example/x") == (
+        "Minister warns on markets"
+    )
+    assert title(
+        "Dog rescued from a frozen lake - World - General - Camden Courier", "http://camden.courier.com.au/x"
+    ) == ("Dog rescued from a frozen lake")
+    # ... but not a kicker behind a colon.
+    assert title(
+        "Goalpost.com - Rovers - Smith: A cup win would give us momentum", "http://www.goalpost.com/en/x"
+    ) == ("Smith: A cup win would give us momentum")
+    # No piece names the site: nothing is cut.
+    assert (
+        title("Fans cheer - and then they cry", "http://www.example.org/x")
+        == "Fans cheer - and then they cry"
+    )
+
+
+def test_section_labels_after_the_headline_go_without_the_site_name() -> None:
+    head = "<title>Under-fire coach quits after a week in charge - World - Sport - Northern Post</title>"
+    assert _meta(head, url="http://hills.example.com.au/news/x").title == (
+        "Under-fire coach quits after a week in charge"
+    )
+    # When either end could be the headline, the title stays whole.
+    head = "<title>Two schools closed - National - General - Valley Advertiser</title>"
+    assert _meta(head, url="http://town.example.com.au/x").title == (
+        "Two schools closed - National - General - Valley Advertiser"
+    )
+
+
+def test_title_statement_naming_only_the_site_proposes_nothing() -> None:
+    head = "<title>The Last Episode? - 1/21/2008 - Screens &amp; Cable</title>"
+    body = "<h1>Screens &amp; Cable</h1>" + BODY
+    url = "http://www.screenscable.example/article/CA1.html"
+    assert _meta(head, body=body, url=url).title == "The Last Episode?"
+
+
+def test_title_that_swallowed_the_page_keeps_its_own_text() -> None:
+    swallowed = "&lt;/title&gt;&lt;/head&gt;&lt;body&gt;&lt;div id='nav'&gt;" + "Home News Sport " * 30
+    head = f"<title>Storm hits the coast - World - XYZ News{swallowed}</title>"
+    assert _meta(head, url="http://www.xyz.example/news/303989.aspx").title == "Storm hits the coast"
+    # A short title with a tag in its words is a title about markup, and stays.
+    assert _meta("<title>Why &lt;blink&gt; tags never died</title>").title == "Why <blink> tags never died"
+
+
+def test_page_without_title_statements_takes_its_first_headline_shaped_heading() -> None:
+    body = (
+        "<h2>example.com Navigation</h2><h3>Bookmark with:</h3>"
+        "<h2>Harbour team signs a new goalkeeper for two years</h2>" + BODY
+    )
+    assert _meta("", body=body).title == "Harbour team signs a new goalkeeper for two years"
+    # Only headings that read as labels: no title.
+    assert _meta("", body="<h2>Latest news</h2><h3>Bookmark with:</h3>" + BODY).title is None
+    # A title statement, even a poor one, is not overruled by the fallback.
+    body = "<h2>Harbour team signs a new goalkeeper for two years</h2>" + BODY
+    assert _meta("<title>Local Sports Wire</title>", body=body).title == "Local Sports Wire"
+
+
 def test_no_metadata_at_all() -> None:
     meta = _meta("", body=BODY, url=None)
     assert meta.title is None

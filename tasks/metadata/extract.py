@@ -75,7 +75,7 @@ def extract_metadata(root: etree._Element, url: str | None = None) -> PageMetada
     names = site_names(meta, article)
     site_name = first_text(*names)
     h1s = h1_texts(root)
-    candidates = title_sources(root, meta, article, h1s)
+    candidates = title_sources(root, meta, article, h1s, url, site_name)
     authors = page_authors(root, meta, article, SiteNames.of(*names, url), site_name)
     canonical = root.xpath("string(//link[@rel='canonical']/@href)").strip()
     image = first_text(meta.get("og:image"), article.get("image"), meta.get("twitter:image"))
@@ -83,7 +83,7 @@ def extract_metadata(root: etree._Element, url: str | None = None) -> PageMetada
     if not tags:
         tags = _keywords(meta.get("news_keywords") or meta.get("keywords"))
     body = article.get("articleBody")
-    title = choose_title(candidates, site_name)
+    title = choose_title(candidates, site_name, url)
     title_candidates = tuple(dict.fromkeys(value for value in (*candidates.values(), *h1s) if value))
     description = first_text(meta.get("og:description"), meta.get("description"), article.get("description"))
     return PageMetadata(

@@ -34,6 +34,20 @@ def site_names(meta: dict[str, list[str]], article: dict[str, Any]) -> tuple[Any
     )
 
 
+#: Second-level labels of country domains that name no site (``bbc.co.uk``, ``smh.com.au``).
+_SECOND_LEVEL = frozenset({"ac", "co", "com", "edu", "gov", "go", "ne", "net", "or", "org"})
+
+
+def host_labels(url: str | None) -> tuple[str, ...]:
+    """The labels of ``url``'s host that can name the site, lower-cased: ``news.sbs.com.au`` ->
+    ``news``, ``sbs``. The top-level domain, a country's second level and ``www`` name none."""
+    host = (urlsplit(url).hostname or "") if url and "://" in url else ""
+    labels = host.lower().split(".")[:-1]
+    if len(labels) > 1 and labels[-1] in _SECOND_LEVEL:
+        labels.pop()
+    return tuple(label for label in labels if label != "www" and not label.isdigit())
+
+
 def page_site_name(meta: dict[str, list[str]], article: dict[str, Any]) -> str | None:
     """The site's name: og:site_name, else the JSON-LD publisher's, else ``application-name``."""
     return first_text(*site_names(meta, article))
