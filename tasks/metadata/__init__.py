@@ -14,6 +14,10 @@ One module per thing extracted, each explaining its own rules:
 * :mod:`~tasks.metadata.extract`: :class:`PageMetadata` and :func:`extract_metadata`, which
   assembles it (and reads the one-statement fields: description, image, tags, paywall);
 * :mod:`~tasks.metadata.titles`: the headline, chosen by agreement among the title sources;
+* :mod:`~tasks.metadata.headlines`: what each source states as the headline, and the heading
+  the page shows;
+* :mod:`~tasks.metadata.title_template`: the site's name and section labels a template writes
+  around the headline, and their cutting;
 * :mod:`~tasks.metadata.authors`: the bylines (people before agencies and the site itself);
 * :mod:`~tasks.metadata.dates`: published and modified dates;
 * :mod:`~tasks.metadata.sites`: the site's name, and telling it apart from a byline or a title tail;

@@ -2,7 +2,7 @@
 
 The site name is a record field of its own (og:site_name, else the JSON-LD publisher's name,
 else ``application-name``), and it is also what the other extractors must tell apart from the
-article's own statements: a title's ``| Site`` suffix (:mod:`tasks.metadata.titles`) and a
+article's own statements: a title's ``| Site`` suffix (:mod:`tasks.metadata.title_template`) and a
 byline that names the publisher instead of a person (:mod:`tasks.metadata.authors`).
 """
 
