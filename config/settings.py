@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config.stores import StoreSettings
@@ -240,6 +240,17 @@ class Settings(BaseSettings, StoreSettings):
         "A pinned pipeline whose weights differ is refused (its language gets the fallback); "
         "an unpinned one loads unchecked.",
     )
+    preload_models: str = Field(
+        default="all",
+        description="spaCy pipelines a CPU worker loads before it forks its pool and takes tasks: `all` "
+        "(of `INGEST_SPACY_MODELS`), `none`, or languages separated by commas (`fr,en`). A preloaded "
+        "pipeline is loaded once per worker, its pool processes share its memory copy-on-write, and the "
+        "worker answers (is ready) only once it is loaded. Any other loads on first use: in each pool "
+        "process, inside the first task in its language, which waits for it (seconds; logged as "
+        "`ner.model_loading` and `ner.model_loaded`), and each process then holds its own copy (and "
+        "loads it again after `INGEST_CPU_MAX_TASKS_PER_CHILD`). `ingest run` and `ingest demo` use "
+        "`none` unless it is set, so their first articles start at once.",
+    )
     entities_max_chars: int = Field(
         default=20_000,
         description="Characters of article text sent to the NER model (cut at a paragraph or "
@@ -373,6 +384,35 @@ class Settings(BaseSettings, StoreSettings):
         default=None, description="JSON log lines. Unset: JSON unless stderr is a terminal."
     )
 
+    @field_validator("preload_models")
+    @classmethod
+    def _preload_choice(cls, value: str) -> str:
+        """``all``, ``none`` or a comma list of ISO 639-1 codes, normalised (``" FR, en "`` -> ``fr,en``)."""
+        choice = value.strip().lower()
+        if choice in ("all", "none"):
+            return choice
+        languages = [part.strip() for part in choice.split(",") if part.strip()]
+        if not languages:
+            return "none"
+        wrong = [code for code in languages if len(code) != 2 or not code.isalpha()]
+        if wrong:
+            raise ValueError(
+                f"INGEST_PRELOAD_MODELS must be `all`, `none` or ISO 639-1 codes separated by commas, "
+                f"not {value!r}"
+            )
+        return ",".join(dict.fromkeys(languages))
+
+    @model_validator(mode="after")
+    def _preload_configured(self) -> Settings:
+        """A language to preload needs a pipeline to load."""
+        unknown = [code for code in self.preload_languages if code not in self.spacy_models]
+        if unknown:
+            raise ValueError(
+                f"INGEST_PRELOAD_MODELS names {', '.join(unknown)}, which INGEST_SPACY_MODELS does not "
+                f"configure (it has {', '.join(sorted(self.spacy_models)) or 'none'})"
+            )
+        return self
+
     @model_validator(mode="after")
     def _countdowns_inside_visibility(self) -> Settings:
         """A deferred fetch waits unacknowledged in its worker: it must not outlive the timeout."""
@@ -392,6 +432,15 @@ class Settings(BaseSettings, StoreSettings):
                 f"INGEST_TIME_LIMIT ({self.time_limit})"
             )
         return self
+
+    @property
+    def preload_languages(self) -> list[str]:
+        """The languages whose pipeline a CPU worker loads before it forks (``INGEST_PRELOAD_MODELS``)."""
+        if self.preload_models == "all":
+            return sorted(self.spacy_models)
+        if self.preload_models == "none":
+            return []
+        return self.preload_models.split(",")
 
     @property
     def stream_name(self) -> str:

@@ -8,7 +8,8 @@ never only its dependencies:
 * ``worker``: a Celery worker of this container answers a remote-control ping through the
   broker. Its node name is ``<queues>-<pid>-<random>@<hostname>`` (``ingest worker``), so the reply of a
   node ending in ``@<this hostname>`` is this container's. A CPU worker answers only once it
-  has loaded its language models: give it a ``start_period``. With host networking every
+  has loaded the language models of ``INGEST_PRELOAD_MODELS`` (default all; the others load
+  on first use): give it a ``start_period``. With host networking every
   container shares the host's name, and any worker of the host counts.
 * ``deliver``: Redis answers, and a delivery consumer of this host (consumer names are
   ``<hostname>-<pid>-<n>``) read from every store's consumer group of the outbox within the last

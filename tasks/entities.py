@@ -46,7 +46,8 @@ def build_registry(
 ) -> ModelRegistry:
     """A registry for these settings: pinned pipelines, gazetteer, fallback, known names.
 
-    ``learn_names=False`` leaves Redis out (no names recorded or matched).
+    ``learn_names=False`` leaves Redis out (no names recorded or matched, no pipeline loads
+    announced on :class:`stores.model_loads.ModelLoadBoard`).
     """
     gazetteer = Gazetteer(settings.entities_gazetteer_min_population)
     names = None
@@ -64,13 +65,18 @@ def build_registry(
     fallback = None
     if settings.entities_fallback:
         fallback = Fallback(gazetteer, names.table if names is not None else None)
-    return ModelRegistry(
+    registry = ModelRegistry(
         settings.spacy_models if models is None else models,
         digests=settings.spacy_model_sha256,
         fallback=fallback,
         names=names,
         gazetteer=gazetteer,
     )
+    if names is not None:  # with Redis: `ingest run` shows the pipelines being loaded
+        from stores.model_loads import ModelLoadBoard
+
+        registry.watcher = ModelLoadBoard(names.client, settings.key_prefix)
+    return registry
 
 
 _registry: ModelRegistry | None = None

@@ -247,3 +247,12 @@ def test_bad_store_settings_are_a_clear_error() -> None:
         )
         assert completed.returncode == 2, completed.stderr
         assert message in completed.stderr and "Traceback" not in completed.stderr
+
+
+def test_run_loads_language_models_on_first_use_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    from worker.cli_run import preload_default
+
+    monkeypatch.delenv("INGEST_PRELOAD_MODELS", raising=False)
+    assert preload_default(Settings(_env_file=None)) == {"INGEST_PRELOAD_MODELS": "none"}  # type: ignore[call-arg]
+    monkeypatch.setenv("INGEST_PRELOAD_MODELS", "all")  # a user's choice is kept, `all` too
+    assert preload_default(Settings(_env_file=None)) == {}  # type: ignore[call-arg]

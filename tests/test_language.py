@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from tasks import langid
 from tasks.language import LanguageGuess, detect_language, language_stage, normalize_code
 from tasks.record import ArticleRecord, Job
 from tests.support.pages import load_pages
@@ -166,3 +167,63 @@ def test_stage_on_empty_or_non_html_gives_null(html: str) -> None:
 def test_stage_on_fixture_pages() -> None:
     for page in load_pages():
         assert language_stage(_job(), page.html, 1000).record.language == page.language, page.id
+
+
+# --- calibrated confidence ------------------------------------------------------------------
+
+
+def test_a_short_ambiguous_text_is_less_sure_than_a_long_clear_one() -> None:
+    ambiguous = detect_language("Jeg har ikke tid nu")  # Danish or Norwegian; two of three say da
+    clear = detect_language(GERMAN * 3, declared="de")
+    assert ambiguous.confidence is not None and clear.confidence is not None
+    assert ambiguous.confidence < clear.confidence
+    # One detector alone (langdetect reads a name as Indonesian, with 0.99999 of its vote):
+    # its own probability was the old confidence; the measured accuracy of such answers is low.
+    lone = detect_language("Barack Obama")
+    assert lone.confidence is not None and lone.confidence < 0.5
+
+
+def test_a_tag_naming_the_language_never_lowers_the_confidence() -> None:
+    for text in ("Jeg har ikke tid nu", GERMAN, "Ciao a tutti", ICELANDIC):
+        untagged = detect_language(text)
+        tagged = detect_language(text, declared=untagged.language)
+        assert tagged.language == untagged.language
+        assert tagged.confidence is not None and untagged.confidence is not None
+        assert tagged.confidence >= untagged.confidence
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "a",
+        "ab c",
+        "Hola amigos",
+        "Barack Obama",
+        "Die Mannschaft",
+        ZULU,
+        GERMAN * 20,
+        "日本語のニュース記事",
+    ],
+)
+@pytest.mark.parametrize("declared", [None, "en", "de-DE"])
+def test_confidences_are_probabilities(text: str, declared: str | None) -> None:
+    confidence = detect_language(text, declared).confidence
+    assert confidence is None or 0.0 <= confidence <= 1.0
+
+
+def test_calibration_table_is_complete_and_ordered() -> None:
+    buckets = [f"<{bound}" for bound in langid.LENGTH_BUCKETS] + ["long"]
+    assert set(langid.CALIBRATION) == {(b, a) for b in buckets for a in ("all", "most", "few")}
+    for (_bucket, _agreed), (tag_agrees, otherwise) in langid.CALIBRATION.items():
+        assert 0.0 <= otherwise <= tag_agrees < 1.0  # never certain: the corpora cannot show it
+    for bucket in buckets:
+        row = [langid.CALIBRATION[(bucket, agreed)][1] for agreed in ("all", "most", "few")]
+        assert row == sorted(row, reverse=True)  # fewer detectors agreeing: less sure
+
+
+def test_fixture_pages_get_their_language_with_high_confidence() -> None:
+    for page in load_pages():
+        record = language_stage(_job(), page.html, 1000).record
+        assert record.language == page.language
+        assert record.language_confidence is not None and record.language_confidence > 0.9, page.id

@@ -36,3 +36,36 @@ def test_soft_time_limit_must_come_first() -> None:
 
 def test_every_setting_is_documented() -> None:
     assert all(field.description for field in Settings.model_fields.values())
+
+
+@pytest.mark.parametrize(
+    ("value", "languages"),
+    [
+        ("all", ["en", "fr"]),
+        ("ALL", ["en", "fr"]),
+        ("none", []),
+        ("", []),
+        (" FR, en ", ["fr", "en"]),
+        ("fr,fr", ["fr"]),
+    ],
+)
+def test_preload_models_parses(monkeypatch: pytest.MonkeyPatch, value: str, languages: list[str]) -> None:
+    monkeypatch.setenv("INGEST_PRELOAD_MODELS", value)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.preload_languages == languages
+    assert "preload_models" in settings.model_fields_set  # `ingest run` keeps what the user set
+
+
+def test_preload_models_defaults_to_all(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("INGEST_PRELOAD_MODELS", raising=False)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.preload_models == "all" and settings.preload_languages == sorted(settings.spacy_models)
+    assert "preload_models" not in settings.model_fields_set
+
+
+@pytest.mark.parametrize(
+    ("value", "message"), [("fr;en", "ISO 639-1"), ("french", "ISO 639-1"), ("de", "de, which")]
+)
+def test_preload_models_refuses_what_it_cannot_load(value: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings(preload_models=value, _env_file=None)  # type: ignore[call-arg]

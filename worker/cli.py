@@ -138,7 +138,8 @@ def worker(
 ) -> None:
     """Run a Celery worker: --queues fetch alone on an I/O pool (gevent), any set with cpu on prefork.
 
-    A CPU worker loads its language models before it takes tasks (tens of seconds).
+    A CPU worker loads the language models of INGEST_PRELOAD_MODELS (default all: tens of
+    seconds) before it takes tasks; any other on the first article in its language.
     """
     settings = get_settings()
     chosen = [name.strip() for name in queues.split(",") if name.strip()]
@@ -174,10 +175,11 @@ def worker(
     # the pool's fork: every metric is then created in multiprocess mode.
     prepare_metrics(settings, metrics_port)
     from worker.app import app
+
     if "cpu" in chosen and pool == "prefork":
         from worker.warmup import warm_up
 
-        warm_up(settings)  # before the fork: loaded once, shared by the pool's children
+        warm_up(settings)  # before the fork: loaded once, shared by the pool's children (preloaded ones)
     argv = [
         # No banner: in JSON mode the stream stays JSON (the settings are in `ingest settings`).
         "--quiet",

@@ -2,10 +2,14 @@
 
 Start Redis (embedded unless ``INGEST_REDIS_URL`` is set), a fetch worker, a CPU worker and a
 delivery process; enqueue; show progress, saying what it waits for (workers starting, the
-CPU worker loading its language models, the URLs themselves), until every URL has its outcome
+CPU worker loading a language model, the URLs themselves), until every URL has its outcome
 and every store has its records; print the summary, save it as ``summary.json`` and exit
 with :mod:`worker.report`'s codes. Ctrl-C prints the summary so far and how to resume, stops
 the workers and exits 130. Registered on :data:`worker.cli.cli`.
+
+The CPU worker loads a spaCy pipeline on the first article in its language
+(``INGEST_PRELOAD_MODELS=none``) unless ``INGEST_PRELOAD_MODELS`` is set: a run need not wait
+for pipelines of languages it never sees, and its first articles start at once.
 """
 
 from __future__ import annotations
@@ -119,6 +123,16 @@ def demo(
         _run_job(urls, plan)
 
 
+def preload_default(settings: Settings) -> dict[str, str]:
+    """``INGEST_PRELOAD_MODELS=none`` for the run's workers, unless it is set (environment, .env).
+
+    The CPU worker then takes the first article at once and loads a language's pipeline on its
+    first article in that language (the progress line says so), instead of every pipeline
+    first: a run on a few URLs need not wait for pipelines of languages it never sees.
+    """
+    return {} if "preload_models" in settings.model_fields_set else {"INGEST_PRELOAD_MODELS": "none"}
+
+
 def _run_job(urls: Sequence[str | IntakeUrl], plan: RunPlan) -> None:
     """Start Redis (embedded unless configured) and workers, enqueue, wait, summarise; exit with
     the code of :mod:`worker.report`."""
@@ -160,6 +174,7 @@ def _supervise(urls: Sequence[str | IntakeUrl], plan: RunPlan, store: JsonlStore
             "INGEST_REDIS_URL": redis_url,
             "INGEST_OUTPUT_DIR": str(plan.out.resolve()),
         }
+        env.update(preload_default(base))
         log_path = plan.out / "workers.log"
         log_file = stack.enter_context(log_path.open("ab"))
         workers: list[subprocess.Popen[bytes]] = []

@@ -10,8 +10,10 @@ error here: ``ingest status`` shows "unknown" and ``ingest run`` keeps waiting.
   app declared it.
 * Consumers: ``ingest run`` asks the workers (Celery's remote control, ``active_queues``)
   which queues they consume. A worker answers only once its consumer is running, that is
-  after the CPU worker loaded its language models (:mod:`worker.warmup`), so the answer
-  says whether the job waits for workers to start, for models to load, or for nothing.
+  after the CPU worker's warm-up (its detectors and the pipelines of ``INGEST_PRELOAD_MODELS``:
+  :mod:`worker.warmup`), so the answer says whether the job waits for workers to start, for
+  models to load, or for nothing. A pipeline not preloaded loads inside the first task that
+  needs it; :mod:`stores.model_loads` says which are loading.
 """
 
 from __future__ import annotations

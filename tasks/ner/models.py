@@ -1,4 +1,10 @@
-"""spaCy pipelines per language: loaded lazily, once per process, NER only, pinned by hash.
+"""spaCy pipelines per language: loaded on first use, once per process, NER only, pinned by hash.
+
+A language's pipeline loads when the first article in that language asks for it (seconds:
+``ner.model_loading`` then ``ner.model_loaded`` with the seconds it took are logged), under a
+lock of that language, so concurrent callers (threads, greenlets) load it once while other
+languages stay usable. ``INGEST_PRELOAD_MODELS`` names the ones a CPU worker loads before it
+forks its pool instead (:mod:`worker.warmup`): those the pool processes share copy-on-write.
 
 A pipeline is named in ``INGEST_SPACY_MODELS`` (installed package name or a path). Only the
 ``ner`` component and the ``tok2vec`` it listens to are loaded (the tagger, parser and
@@ -25,9 +31,11 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -94,13 +102,27 @@ def load_ner_pipeline(name: str, sha256: str | None = None) -> Any:
     return nlp
 
 
+class LoadWatcher(Protocol):
+    """Told when a pipeline starts and ends loading (``ingest run`` shows it in its progress)."""
+
+    def loading(self, language: str, model: str) -> None:
+        """``model`` of ``language`` starts loading in this process."""
+
+    def loaded(self, language: str, model: str, seconds: float, ok: bool) -> None:
+        """It ended after ``seconds``: loaded (``ok``) or refused / not installed."""
+
+
 class ModelRegistry:
     """spaCy pipelines by language, each loaded on first use and kept for the process.
 
     ``digests`` pins pipelines by the sha256 of their NER weights (name -> hex digest);
     a pipeline without a pin loads unchecked. The fallback, the known-names store and the
     gazetteer ride along so one object is all a stage needs (see
-    :func:`tasks.entities.registry_for`).
+    :func:`tasks.entities.registry_for`). ``watcher`` (optional) hears of every load.
+
+    Thread-safe: a loaded pipeline is returned without any lock; a missing one is loaded
+    under its language's own lock, so two callers never load one pipeline twice and a
+    caller of a loaded language never waits for another language's load.
     """
 
     def __init__(
@@ -115,7 +137,10 @@ class ModelRegistry:
         self._digests = dict(digests or {})
         self._loaded: dict[str, LoadedModel] = {}
         self._missing: set[str] = set()
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards _locks
+        self._locks: dict[str, threading.Lock] = {}
+        #: :class:`LoadWatcher` told of every load (None: only the log says).
+        self.watcher: LoadWatcher | None = None
         #: :class:`tasks.ner.fallback.Fallback` for languages without a pipeline (None: no entities).
         self.fallback = fallback
         #: :class:`stores.names.NameStore` that learns high-confidence names (None: not kept).
@@ -128,24 +153,63 @@ class ModelRegistry:
         """Languages configured with a pipeline (installed or not)."""
         return sorted(self._models)
 
+    @property
+    def loaded_languages(self) -> list[str]:
+        """Languages whose pipeline this process holds now."""
+        return sorted(self._loaded)
+
     def model(self, language: str | None) -> LoadedModel | None:
-        """The loaded pipeline for ``language``, or None if none is configured or loadable."""
-        if not language or language not in self._models or language in self._missing:
+        """The loaded pipeline for ``language``, or None if none is configured or loadable.
+
+        Loads it on the first call for that language (see the class).
+        """
+        if not language:
+            return None
+        loaded = self._loaded.get(language)
+        if loaded is not None:
+            return loaded
+        if language not in self._models or language in self._missing:
             return None
         with self._lock:
+            lock = self._locks.setdefault(language, threading.Lock())
+        with lock:
             if language not in self._loaded and language not in self._missing:
-                name = self._models[language]
-                try:
-                    nlp = load_ner_pipeline(name, self._digests.get(Path(name).name))
-                except (OSError, ModelRefused) as exc:  # OSError: spaCy's "can't find model"
-                    log.warning(
-                        "entities.model_unavailable", language=language, model=name, error=str(exc)[:300]
-                    )
-                    self._missing.add(language)
-                    return None
-                self._loaded[language] = LoadedModel(nlp, name)
-                log.info("entities.model_loaded", language=language, model=name, pipes=nlp.pipe_names)
+                self._load(language)
         return self._loaded.get(language)
+
+    def preload(self, languages: Iterable[str]) -> list[str]:
+        """Load these languages' pipelines now; the languages that loaded."""
+        return [language for language in languages if self.model(language) is not None]
+
+    def _load(self, language: str) -> None:
+        """Load ``language``'s pipeline (its lock held) into ``_loaded``, or mark it missing."""
+        name = self._models[language]
+        log.info("ner.model_loading", language=language, model=name)
+        if self.watcher is not None:
+            self.watcher.loading(language, name)
+        started = time.perf_counter()
+        try:
+            nlp = load_ner_pipeline(name, self._digests.get(Path(name).name))
+        except (OSError, ModelRefused) as exc:  # OSError: spaCy's "can't find model"
+            seconds = time.perf_counter() - started
+            log.warning(
+                "ner.model_unavailable",
+                language=language,
+                model=name,
+                seconds=round(seconds, 2),
+                error=str(exc)[:300],
+            )
+            self._missing.add(language)
+            if self.watcher is not None:
+                self.watcher.loaded(language, name, seconds, ok=False)
+            return
+        seconds = time.perf_counter() - started
+        self._loaded[language] = LoadedModel(nlp, name)
+        log.info(
+            "ner.model_loaded", language=language, model=name, seconds=round(seconds, 2), pipes=nlp.pipe_names
+        )
+        if self.watcher is not None:
+            self.watcher.loaded(language, name, seconds, ok=True)
 
     def get(self, language: str | None) -> tuple[Any, str] | None:
         """The pipeline for ``language`` and its name, or None (kept for older callers)."""
