@@ -23,7 +23,6 @@ it and the stage's CPU time is checked between the steps (:mod:`tasks.page_guard
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass, field
 from functools import partial
@@ -168,7 +167,9 @@ def clean_article(
     if root is None:
         raise PermanentError("the page is empty or not HTML", reason="no_text")
     collapse_source_newlines(root)
-    as_served = copy.deepcopy(root) if has_layout_tables(root) else None
+    # A page laid out in tables is read twice: as served (trafilatura reads a copy of the
+    # tree, so this one is left as it is), then with its layout tables unwrapped.
+    served = _extracted_lines(root, url) if has_layout_tables(root) else None
     unwrap_layout_tables(root)
     metadata = extract_metadata(root, url)
     guard.check("metadata")
@@ -182,10 +183,10 @@ def clean_article(
     )
     guard.check("page context")
     lines = clean_lines(_extracted_lines(root, url), context)
-    if as_served is not None:
+    if served is not None:
         # Layout tables unwrapped: trafilatura sometimes finds more of the article in the
         # page's own table layout. Both readings are cleaned, and merged paragraph by paragraph.
-        lines = merge_readings(lines, clean_lines(_extracted_lines(as_served, url), context))
+        lines = merge_readings(lines, clean_lines(served, context))
     guard.check("extraction")
     if lines:
         lines = restore_subheadings(root, restore_siblings(root, lines, guard), guard)
