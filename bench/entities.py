@@ -224,14 +224,14 @@ def _rss_mb() -> float:
 
 def model_cost(name: str, language: str) -> dict[str, float]:
     """In this (fresh) process: load time, RSS added and words/s of one model on corpus text."""
-    from tasks.ner.models import LoadedModel, load_ner_pipeline
+    from tasks.ner.models import LoadedModel, load_ner_pipeline, resolve_pipeline
 
     texts = _corpus_texts(language)
     if not texts:
         texts = [" ".join(text for text, _ in read_conll(language, 2000))]
     before = _rss_mb()
     started = time.perf_counter()
-    nlp = load_ner_pipeline(name)
+    nlp = load_ner_pipeline(resolve_pipeline(name, Settings(_env_file=None).models_dir))  # type: ignore[call-arg]
     load = time.perf_counter() - started
     registry = ModelRegistry({language: name})
     registry._loaded[language] = LoadedModel(nlp, name)

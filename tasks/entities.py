@@ -71,6 +71,7 @@ def build_registry(
         fallback=fallback,
         names=names,
         gazetteer=gazetteer,
+        models_dir=settings.models_dir,
     )
     if names is not None:  # with Redis: `ingest run` shows the pipelines being loaded
         from stores.model_loads import ModelLoadBoard

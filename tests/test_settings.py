@@ -41,8 +41,8 @@ def test_every_setting_is_documented() -> None:
 @pytest.mark.parametrize(
     ("value", "languages"),
     [
-        ("all", ["en", "fr"]),
-        ("ALL", ["en", "fr"]),
+        ("all", ["en", "es", "fr"]),
+        ("ALL", ["en", "es", "fr"]),
         ("none", []),
         ("", []),
         (" FR, en ", ["fr", "en"]),

