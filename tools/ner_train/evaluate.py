@@ -1,0 +1,168 @@
+"""Score a spaCy pipeline on a conll file: exact span + label, PER/ORG/LOC micro P/R/F1 and per label.
+
+Same convention as bench/entities.py (its ``_sentence`` and ``Score`` are reused when that module
+imports; otherwise an identical local copy is used so this script still runs while the project's
+other modules are being edited): each sentence's tokens are joined by single spaces, gold spans are
+character offsets, a predicted entity counts only with the exact span and label. Model labels go
+through tasks.ner.normalise.LABEL_MAP (PERSON->PER, GPE->LOC, ...). MISC is reported apart.
+
+Modes:
+* default ("raw"): the pipeline reads each whole sentence (``nlp.pipe``).
+* ``--project``: the project's own path, tasks.ner.extract.raw_mentions (the model reads only the
+  name-bearing windows of the text), as bench/entities.py measures "raw".
+
+Usage:
+  .venv/bin/python tools/ner_train/evaluate.py models/de_news_ner FILE.conll[.gz] [--lang de] [--project]
+  (FILE may be ``wikineural-de`` as a shortcut for ../shared/ner/wikineural-de-test.conllu.gz)
+Prints a markdown row per label and a JSON line with the figures; words/s is CPU time of the process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+SHARED_NER = ROOT.parent / "shared" / "ner"
+MAIN = ("PER", "ORG", "LOC")
+
+from convert import read_conll  # noqa: E402
+
+try:  # reuse the bench's scorer
+    from bench.entities import Score, _sentence  # type: ignore[attr-defined]
+
+    SCORER = "bench.entities"
+except Exception:  # pragma: no cover - bench (or what it imports) not importable right now
+    SCORER = "local copy"
+    Span = tuple[int, int, str]
+
+    def _sentence(tokens: list[tuple[str, str]]) -> tuple[str, set[Span]]:
+        offsets, position = [], 0
+        for token, _ in tokens:
+            offsets.append((position, position + len(token)))
+            position += len(token) + 1
+        spans: set[Span] = set()
+        start, label = None, None
+        for index, (_, tag) in enumerate([*tokens, ("", "O")]):
+            continues = tag.startswith("I-") and tag[2:] == label
+            if start is not None and not continues:
+                spans.add((offsets[start][0], offsets[index - 1][1], str(label)))
+                start = None
+            if tag != "O" and not continues:
+                start, label = index, tag[2:]
+        return " ".join(token for token, _ in tokens), spans
+
+    @dataclass
+    class Score:  # type: ignore[no-redef]
+        tp: Counter[str] = field(default_factory=Counter)
+        fp: Counter[str] = field(default_factory=Counter)
+        fn: Counter[str] = field(default_factory=Counter)
+
+        def add(self, gold: set[Span], predicted: set[Span]) -> None:
+            for span in predicted:
+                (self.tp if span in gold else self.fp)[span[2]] += 1
+            for span in gold - predicted:
+                self.fn[span[2]] += 1
+
+        def prf(self, labels: Iterable[str]) -> tuple[float, float, float, int]:
+            labels = list(labels)
+            tp = sum(self.tp[label] for label in labels)
+            fp = sum(self.fp[label] for label in labels)
+            fn = sum(self.fn[label] for label in labels)
+            precision = tp / (tp + fp) if tp + fp else 0.0
+            recall = tp / (tp + fn) if tp + fn else 0.0
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            return precision, recall, f1, tp + fp
+
+
+try:
+    from tasks.ner.normalise import LABEL_MAP
+except Exception:  # pragma: no cover
+    LABEL_MAP = {"PER": "PER", "PERSON": "PER", "ORG": "ORG", "LOC": "LOC", "GPE": "LOC", "MISC": "MISC"}
+
+
+def predict_raw(model: str, texts: list[str]) -> tuple[list[set], float]:
+    import spacy
+
+    nlp = spacy.load(model)
+    list(nlp.pipe(texts[:20]))  # warm up
+    started = time.process_time()
+    found = [
+        {(e.start_char, e.end_char, LABEL_MAP[e.label_]) for e in doc.ents if e.label_ in LABEL_MAP}
+        for doc in nlp.pipe(texts, batch_size=256)
+    ]
+    return found, time.process_time() - started
+
+
+def predict_project(model: str, texts: list[str], language: str) -> tuple[list[set], float]:
+    from tasks.ner.extract import raw_mentions
+    from tasks.ner.models import LoadedModel, ModelRegistry, load_ner_pipeline
+
+    registry = ModelRegistry({language: model})
+    registry._loaded[language] = LoadedModel(load_ner_pipeline(model), model)
+    started = time.process_time()
+    mentions = raw_mentions(texts, [language] * len(texts), registry)
+    elapsed = time.process_time() - started
+    found = [{(m.start, m.end, LABEL_MAP[m.label]) for m in ms if m.label in LABEL_MAP} for ms in mentions]
+    return found, elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", help="pipeline directory or installed package name")
+    parser.add_argument("conll")
+    parser.add_argument("--lang", default="de")
+    parser.add_argument("--project", action="store_true", help="score through tasks.ner.extract")
+    parser.add_argument("--limit", type=int, default=0)
+    args = parser.parse_args()
+    path = args.conll
+    if path.startswith("wikineural-") and not Path(path).exists():
+        path = str(SHARED_NER / f"{path}-test.conllu.gz")
+    sentences = [_sentence(tokens) for tokens in read_conll(path)]
+    if args.limit:
+        sentences = sentences[: args.limit]
+    texts = [text for text, _ in sentences]
+    if args.project:
+        found, elapsed = predict_project(args.model, texts, args.lang)
+    else:
+        found, elapsed = predict_raw(args.model, texts)
+    score = Score()
+    for (_, gold), predicted in zip(sentences, found, strict=True):
+        score.add(gold, predicted)
+    words = sum(len(text.split()) for text in texts)
+    mode = "project" if args.project else "raw"
+    print(
+        f"{args.model} on {path} ({len(texts)} sentences, {mode}, scorer: {SCORER}, "
+        f"{words / elapsed:,.0f} words/s CPU)"
+    )
+    print("| labels | P | R | F1 | predicted |")
+    print("|---|---|---|---|---|")
+    result: dict[str, object] = {
+        "model": args.model,
+        "data": path,
+        "mode": mode,
+        "words_per_s": round(words / elapsed),
+    }
+    for name, labels in (
+        ("PER", ("PER",)),
+        ("ORG", ("ORG",)),
+        ("LOC", ("LOC",)),
+        ("PER+ORG+LOC", MAIN),
+        ("MISC", ("MISC",)),
+    ):
+        p, r, f, n = score.prf(labels)
+        print(f"| {name} | {p:.3f} | {r:.3f} | {f:.3f} | {n} |")
+        result[name] = {"p": round(p, 4), "r": round(r, 4), "f": round(f, 4)}
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
