@@ -103,3 +103,24 @@ def test_commands_pipelines_and_scripts_from_many_threads(settings: Settings) ->
     # Each thread kept one connection of its own for all its commands, pipelines and scripts.
     assert all(len(ids) == 1 for ids in connection_ids.values())
     assert len(set().union(*connection_ids.values())) == THREADS
+
+
+def test_a_channel_whose_connection_was_closed_raises_a_connection_error() -> None:
+    """Kombu closes the connection under a channel when Redis goes away; restoring the unacked
+    messages then builds a client: that must be a connection error (ignored, the consumer
+    reconnects), not an AttributeError that stops the worker."""
+    import kombu
+    import pytest
+    import redis as redis_lib
+
+    import worker.app  # noqa: F401  (registers worker.broker's transport)
+    from worker.broker import Channel
+
+    with kombu.Connection("redis://127.0.0.1:6379/15") as connection:
+        channel = connection.default_channel
+        assert isinstance(channel, Channel)
+        channel._pool = None
+        channel._sync_client = None
+        channel.connection.client = None  # what kombu leaves after closing the connection
+        with pytest.raises(redis_lib.ConnectionError):
+            channel._create_client()

@@ -35,7 +35,16 @@ class Channel(kombu_redis.Channel):
     def _create_client(self, asynchronous: bool = False) -> redis.Redis:
         if asynchronous:
             return super()._create_client(asynchronous=True)
-        pool = self.pool
+        try:
+            pool = self.pool
+        except AttributeError as exc:
+            # The connection was closed under the channel (kombu sets its ``client`` to None)
+            # while the consumer, after losing Redis, closes the channel and restores the
+            # unacknowledged messages. Building a pool then fails on ``None.hostname``, an
+            # error Celery does not expect there: it stopped the whole worker ("Unrecoverable
+            # error"). As a connection error it is ignored, the consumer reconnects, and the
+            # messages come back after the visibility timeout.
+            raise redis.ConnectionError("the broker connection was closed under the channel") from exc
         client = self._sync_client
         if client is None or self._sync_client_pool is not pool:
             client = super()._create_client(asynchronous=False)
