@@ -23,9 +23,6 @@ import argparse
 import json
 import sys
 import time
-from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,57 +33,10 @@ MAIN = ("PER", "ORG", "LOC")
 
 from convert import read_conll  # noqa: E402
 
-try:  # reuse the bench's scorer
-    from bench.entities import Score, _sentence  # type: ignore[attr-defined]
+from bench.entities import Score, _sentence  # noqa: E402  (the bench's scorer, shared)
+from tasks.ner.normalise import LABEL_MAP  # noqa: E402
 
-    SCORER = "bench.entities"
-except Exception:  # pragma: no cover - bench (or what it imports) not importable right now
-    SCORER = "local copy"
-    Span = tuple[int, int, str]
-
-    def _sentence(tokens: list[tuple[str, str]]) -> tuple[str, set[Span]]:
-        offsets, position = [], 0
-        for token, _ in tokens:
-            offsets.append((position, position + len(token)))
-            position += len(token) + 1
-        spans: set[Span] = set()
-        start, label = None, None
-        for index, (_, tag) in enumerate([*tokens, ("", "O")]):
-            continues = tag.startswith("I-") and tag[2:] == label
-            if start is not None and not continues:
-                spans.add((offsets[start][0], offsets[index - 1][1], str(label)))
-                start = None
-            if tag != "O" and not continues:
-                start, label = index, tag[2:]
-        return " ".join(token for token, _ in tokens), spans
-
-    @dataclass
-    class Score:  # type: ignore[no-redef]
-        tp: Counter[str] = field(default_factory=Counter)
-        fp: Counter[str] = field(default_factory=Counter)
-        fn: Counter[str] = field(default_factory=Counter)
-
-        def add(self, gold: set[Span], predicted: set[Span]) -> None:
-            for span in predicted:
-                (self.tp if span in gold else self.fp)[span[2]] += 1
-            for span in gold - predicted:
-                self.fn[span[2]] += 1
-
-        def prf(self, labels: Iterable[str]) -> tuple[float, float, float, int]:
-            labels = list(labels)
-            tp = sum(self.tp[label] for label in labels)
-            fp = sum(self.fp[label] for label in labels)
-            fn = sum(self.fn[label] for label in labels)
-            precision = tp / (tp + fp) if tp + fp else 0.0
-            recall = tp / (tp + fn) if tp + fn else 0.0
-            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-            return precision, recall, f1, tp + fp
-
-
-try:
-    from tasks.ner.normalise import LABEL_MAP
-except Exception:  # pragma: no cover
-    LABEL_MAP = {"PER": "PER", "PERSON": "PER", "ORG": "ORG", "LOC": "LOC", "GPE": "LOC", "MISC": "MISC"}
+SCORER = "bench.entities"
 
 
 def predict_raw(model: str, texts: list[str]) -> tuple[list[set], float]:
