@@ -25,7 +25,6 @@ names (a deployment's Redis table of names its models found is empty here).
 from __future__ import annotations
 
 import argparse
-import gzip
 import html as html_lib
 import json
 import os
@@ -33,18 +32,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-NER = SHARED / "ner"
-CORPUS = SHARED / "corpus" / "news"
-SEED = SHARED / "examples"
 
+from bench.ner_sets import MAIN, NER, SETS, SHARED, Score, Span, load_set  # noqa: E402
 from config import Settings  # noqa: E402
 from tasks.entities import build_registry  # noqa: E402
 from tasks.ner.extract import document_mentions, raw_mentions  # noqa: E402
@@ -52,77 +46,16 @@ from tasks.ner.merge import resolve  # noqa: E402
 from tasks.ner.models import ModelRegistry  # noqa: E402
 from tasks.ner.normalise import LABEL_MAP, Mention, normalise_mentions  # noqa: E402
 
-Span = tuple[int, int, str]
-MAIN = ("PER", "ORG", "LOC")
-
-
-def read_conll(language: str, limit: int | None = None) -> list[tuple[str, set[Span]]]:
-    """Sentences of a WikiNEuRal test split as (text with single spaces, gold spans)."""
-    sentences: list[tuple[str, set[Span]]] = []
-    tokens: list[tuple[str, str]] = []
-    with gzip.open(NER / f"wikineural-{language}-test.conllu.gz", "rt", encoding="utf-8") as handle:
-        for line in [*handle, "\n"]:
-            line = line.rstrip("\n")
-            if line:
-                _, token, tag = line.split("\t")
-                tokens.append((token, tag))
-                continue
-            if tokens:
-                sentences.append(_sentence(tokens))
-                tokens = []
-            if limit and len(sentences) >= limit:
-                break
-    return sentences
-
-
-def _sentence(tokens: list[tuple[str, str]]) -> tuple[str, set[Span]]:
-    offsets, position = [], 0
-    for token, _ in tokens:
-        offsets.append((position, position + len(token)))
-        position += len(token) + 1
-    spans: set[Span] = set()
-    start, label = None, None
-    for index, (_, tag) in enumerate([*tokens, ("", "O")]):
-        continues = tag.startswith("I-") and tag[2:] == label
-        if start is not None and not continues:
-            spans.add((offsets[start][0], offsets[index - 1][1], str(label)))
-            start = None
-        if tag != "O" and not continues:
-            start, label = index, tag[2:]
-    return " ".join(token for token, _ in tokens), spans
-
-
-@dataclass
-class Score:
-    """Counts per label."""
-
-    tp: Counter[str] = field(default_factory=Counter)
-    fp: Counter[str] = field(default_factory=Counter)
-    fn: Counter[str] = field(default_factory=Counter)
-
-    def add(self, gold: set[Span], predicted: set[Span]) -> None:
-        for span in predicted:
-            (self.tp if span in gold else self.fp)[span[2]] += 1
-        for span in gold - predicted:
-            self.fn[span[2]] += 1
-
-    def prf(self, labels: Iterable[str]) -> tuple[float, float, float, int]:
-        labels = list(labels)
-        tp = sum(self.tp[label] for label in labels)
-        fp = sum(self.fp[label] for label in labels)
-        fn = sum(self.fn[label] for label in labels)
-        precision = tp / (tp + fp) if tp + fp else 0.0
-        recall = tp / (tp + fn) if tp + fn else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        return precision, recall, f1, tp + fp
+CORPUS = SHARED / "corpus" / "news"
+SEED = SHARED / "examples"
 
 
 def spans_of(mentions: list[Mention]) -> set[Span]:
     return {(m.start, m.end, m.label) for m in mentions if m.label in LABEL_MAP.values()}
 
 
-def print_scores(title: str, score: Score) -> None:
-    row = [title]
+def print_scores(set_label: str, title: str, score: Score) -> None:
+    row = [set_label, title]
     for labels in (("PER",), ("ORG",), ("LOC",), MAIN, ("MISC",)):
         precision, recall, f1, _ = score.prf(labels)
         row.append(f"{precision:.3f}/{recall:.3f}/{f1:.3f}")
@@ -130,18 +63,29 @@ def print_scores(title: str, score: Score) -> None:
 
 
 def quality(args: argparse.Namespace, registry: ModelRegistry) -> None:
-    print("\n## WikiNEuRal test, exact span match: P/R/F1 per label; overall = PER+ORG+LOC micro")
-    print("| run | PER | ORG | LOC | overall | MISC |")
-    print("|---|---|---|---|---|---|")
+    print("\n## Exact span match: P/R/F1 per label; overall = PER+ORG+LOC micro")
+    print(
+        "raw = the model's spans, labels mapped; ours = normalised and merged (the model alone); "
+        "plus fallback = ours with the fallback's matches that overlap no model entity (what "
+        "INGEST_ENTITIES_FALLBACK_BESIDE_MODELS turns on); fallback alone = a language without a model"
+    )
+    print("| set | run | PER | ORG | LOC | overall | MISC |")
+    print("|---|---|---|---|---|---|---|")
     fallback_only = ModelRegistry({}, fallback=registry.fallback, gazetteer=registry.gazetteer)
-    for language in args.languages:
-        sentences = read_conll(language, args.limit)
+    for set_name in args.sets:
+        language = set_name.split(":")[0]
+        try:
+            sentences = load_set(set_name, args.limit)
+        except FileNotFoundError as exc:
+            print(f"| {set_name} | not found: {exc.filename} |")
+            continue
         texts = [text for text, _ in sentences]
         languages: list[str | None] = [language] * len(texts)
+        label = f"{set_name} ({len(texts)} sent.)"
         model = registry.model(language)
         if model is not None:
             started = time.process_time()
-            found = raw_mentions(texts, languages, registry)
+            found = raw_mentions(texts, languages, _alone(registry))
             elapsed = time.process_time() - started
             raw, ours = Score(), Score()
             for (text, gold), mentions in zip(sentences, found, strict=True):
@@ -156,17 +100,41 @@ def quality(args: argparse.Namespace, registry: ModelRegistry) -> None:
                     spans_of(resolve(text, normalise_mentions(text, mentions, language), registry.gazetteer)),
                 )
             words = sum(len(text.split()) for text in texts)
-            print_scores(f"{language} {model.name} raw ({len(texts)} sent., {words / elapsed:,.0f} w/s)", raw)
-            print_scores(f"{language} {model.name} ours", ours)
+            print_scores(label, f"{model.name} raw ({words / elapsed:,.0f} w/s)", raw)
+            print_scores(label, f"{model.name} ours", ours)
+            combined = Score()
+            for (_, gold), mentions in zip(
+                sentences, document_mentions(texts, languages, _beside(registry), 10**9), strict=True
+            ):
+                combined.add(gold, spans_of(mentions))
+            print_scores(label, f"{model.name} plus fallback", combined)
         if language in args.fallback_languages or model is None:
             score = Score()
             for (_, gold), mentions in zip(
                 sentences, document_mentions(texts, languages, fallback_only, 10**9), strict=True
             ):
                 score.add(gold, spans_of(mentions))
-            print_scores(f"{language} fallback alone", score)
+            print_scores(label, "fallback alone", score)
             if args.show_errors:
                 _show_fallback_errors(sentences, texts, languages, fallback_only)
+
+
+def _alone(registry: ModelRegistry) -> ModelRegistry:
+    """``registry``'s loaded models without the fallback beside them."""
+    return _variant(registry, ())
+
+
+def _beside(registry: ModelRegistry) -> ModelRegistry:
+    """``registry``'s loaded models with the fallback completing every language."""
+    return _variant(registry, ("*",))
+
+
+def _variant(registry: ModelRegistry, beside: tuple[str, ...]) -> ModelRegistry:
+    variant = ModelRegistry(
+        {}, fallback=registry.fallback, gazetteer=registry.gazetteer, fallback_beside_models=beside
+    )
+    variant._loaded = registry._loaded  # the same loaded pipelines, not loaded twice
+    return variant
 
 
 def _show_fallback_errors(
@@ -228,7 +196,7 @@ def model_cost(name: str, language: str) -> dict[str, float]:
 
     texts = _corpus_texts(language)
     if not texts:
-        texts = [" ".join(text for text, _ in read_conll(language, 2000))]
+        texts = [" ".join(text for text, _ in load_set(f"{language}:wikineural", 2000))]
     before = _rss_mb()
     started = time.perf_counter()
     nlp = load_ner_pipeline(resolve_pipeline(name, Settings(_env_file=None).models_dir))  # type: ignore[call-arg]
@@ -400,8 +368,10 @@ def cap_cost(registry: ModelRegistry) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", default="quality,seed,speed")
-    parser.add_argument("--languages", default="fr,en,de,es,it")
-    parser.add_argument("--fallback-languages", default="de,es,it,fr,en")
+    parser.add_argument(
+        "--sets", default=",".join(SETS), help=f"Evaluation sets, comma-separated (of {', '.join(SETS)})."
+    )
+    parser.add_argument("--fallback-languages", default="de,es,it,fr,en,nl")
     parser.add_argument("--limit", type=int, default=None, help="Sentences per language (default: all).")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--show-errors", action="store_true")
@@ -419,7 +389,7 @@ def main() -> None:
         sys.exit(
             f"bench/entities.py needs the shared data at {SHARED} (ner/, corpus/news, examples/): not found"
         )
-    args.languages = args.languages.split(",")
+    args.sets = args.sets.split(",")
     args.fallback_languages = args.fallback_languages.split(",")
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     registry = build_registry(settings, learn_names=False)

@@ -233,6 +233,12 @@ class Settings(BaseSettings, StoreSettings):
         "gets the fallback entities. "
         'With internet, `python -m spacy download en_core_web_md` then `{"en": "en_core_web_md"}`.',
     )
+    spacy_min_score: dict[str, float] = Field(
+        default={},
+        description="Pipeline name to the probability below which its entities are dropped, as JSON "
+        "(beam-trained pipelines only: each entity's probability comes from the beam of parses). "
+        "Higher means fewer, surer entities; see tools/ner_train/README.md for the curves.",
+    )
     models_dir: Path = Field(
         default=Path("~/.local/share/news-ingest/models"),
         description="Where `ingest models install LANG` unpacks pinned spaCy pipelines that are not "
@@ -270,6 +276,12 @@ class Settings(BaseSettings, StoreSettings):
         default=True,
         description="Give languages without a model fallback entities (gazetteer places, names "
         "learned from other articles, a title rule), marked `fallback:*` in `method`.",
+    )
+    entities_fallback_beside_models: list[str] = Field(
+        default=["*"],
+        description="Languages (JSON list; `*`: all) where the fallback's matches complete a model's "
+        "mentions: a fallback match that overlaps no model entity is added. Measured per language "
+        "in bench/entities.py (rows 'plus fallback'). `[]` leaves the model alone.",
     )
     entities_gazetteer_min_population: int = Field(
         default=100_000,

@@ -72,6 +72,8 @@ def build_registry(
         names=names,
         gazetteer=gazetteer,
         models_dir=settings.models_dir,
+        fallback_beside_models=settings.entities_fallback_beside_models if fallback else (),
+        min_scores=settings.spacy_min_score,
     )
     if names is not None:  # with Redis: `ingest run` shows the pipelines being loaded
         from stores.model_loads import ModelLoadBoard

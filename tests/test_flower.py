@@ -148,14 +148,22 @@ def test_flower_shows_failure_retry_and_success_behind_basic_auth(settings: Sett
             result = enqueue([*urls, empty, missing, closed], settings=settings)
             status = wait_for_batch(settings, result.batch, timeout=180)
             assert status["outcomes"] == {  # type: ignore[comparison-overlap]
-                "published": 2, "duplicate": 0, "unchanged": 0, "seen": 0, "dead": 3
+                "published": 2,
+                "duplicate": 0,
+                "unchanged": 0,
+                "seen": 0,
+                "dead": 3,
             }
 
             def settled() -> bool:
                 tasks = _tasks(port, result.batch)
-                return bool(tasks) and not [t for t in tasks if t["state"] in ("STARTED", "RECEIVED")] and (
-                    sum(t["state"] == "FAILURE" for t in tasks) >= 3
-                    and sum(t["state"] == "SUCCESS" and t["name"] == "ingest.publish" for t in tasks) >= 2
+                return (
+                    bool(tasks)
+                    and not [t for t in tasks if t["state"] in ("STARTED", "RECEIVED")]
+                    and (
+                        sum(t["state"] == "FAILURE" for t in tasks) >= 3
+                        and sum(t["state"] == "SUCCESS" and t["name"] == "ingest.publish" for t in tasks) >= 2
+                    )
                 )
 
             try:

@@ -26,6 +26,7 @@ from tests.support.workers import running_workers, settings_env, wait_for_batch
 
 pytestmark = pytest.mark.integration
 
+
 @pytest.fixture
 def rabbit_settings(settings: Settings) -> Iterator[Settings]:
     """Settings with RabbitMQ as the broker and fast retries."""
@@ -53,7 +54,11 @@ def test_pipeline_runs_on_rabbitmq_with_redis_for_state(
         status = wait_for_batch(settings, batch, timeout=180)
         shown = _ingest(settings, "status", batch, "--json")
     assert status["outcomes"] == {  # type: ignore[comparison-overlap]
-        "published": 3, "duplicate": 0, "unchanged": 0, "seen": 0, "dead": 1
+        "published": 3,
+        "duplicate": 0,
+        "unchanged": 0,
+        "seen": 0,
+        "dead": 1,
     }
     records = (settings.output_dir / "articles.jsonl").read_text().splitlines()
     assert sorted(json.loads(line)["url"] for line in records) == sorted(urls[:3])

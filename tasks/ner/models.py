@@ -68,6 +68,8 @@ class LoadedModel:
 
     nlp: Any
     name: str
+    #: Keep only entities at least this probable (beam-trained pipelines; :mod:`tasks.ner.scored`).
+    min_score: float | None = None
 
     @property
     def method(self) -> str:
@@ -76,24 +78,40 @@ class LoadedModel:
 
 
 def weights_sha256(nlp: Any) -> str | None:
-    """sha256 of the NER weights file of a pipeline loaded from disk, None if unknown."""
+    """sha256 of the NER weights of a pipeline loaded from disk, None if unknown.
+
+    The weights are ``ner/model``, followed by ``tok2vec/model`` when the NER listens to a
+    shared ``tok2vec`` (the pipelines trained here; Explosion's keep the NER's own tok2vec in
+    ``ner/model``): what ``cat ner/model tok2vec/model | sha256sum`` prints.
+    """
     path = getattr(nlp, "path", None)
     if path is None or not (Path(path) / "ner" / "model").is_file():
         return None
+    files = [Path(path) / "ner" / "model"]
+    if "tok2vec" in nlp.pipe_names:  # kept by load_ner_pipeline only when the NER listens to it
+        files.append(Path(path) / "tok2vec" / "model")
     digest = hashlib.sha256()
-    with open(Path(path) / "ner" / "model", "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    for file in files:
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
-def resolve_pipeline(name: str, models_dir: Path | None) -> str:
+#: Pipelines trained by this project and shipped in the repository (tools/ner_train/README.md).
+BUNDLED_MODELS = Path(__file__).resolve().parents[2] / "models"
+
+
+def resolve_pipeline(name: str, models_dir: Path | None, bundled: Path = BUNDLED_MODELS) -> str:
     """Where to load ``name`` from: ``models_dir/name`` when ``ingest models install`` put a
-    pipeline there (a directory with ``config.cfg``), else ``name`` itself (a package or a path)."""
-    if models_dir is None or not name or Path(name).name != name:
+    pipeline there (a directory with ``config.cfg``), else ``bundled/name`` for the pipelines
+    the repository ships (``models/de_news_ner``), else ``name`` itself (a package or a path)."""
+    if not name or Path(name).name != name:
         return name
-    candidate = models_dir.expanduser() / name
-    return str(candidate) if (candidate / "config.cfg").is_file() else name
+    for directory in (models_dir.expanduser() if models_dir else None, bundled):
+        if directory is not None and (directory / name / "config.cfg").is_file():
+            return str(directory / name)
+    return name
 
 
 def load_ner_pipeline(name: str, sha256: str | None = None) -> Any:
@@ -148,11 +166,17 @@ class ModelRegistry:
         names: Any | None = None,
         gazetteer: Any | None = None,
         models_dir: Path | None = None,
+        fallback_beside_models: Iterable[str] = (),
+        min_scores: dict[str, float] | None = None,
     ) -> None:
         self._models = dict(models)
+        #: Languages whose model's mentions are completed with the fallback's (``*``: all).
+        self._fallback_beside = frozenset(fallback_beside_models)
         #: Where ``ingest models install`` unpacks pipelines (see :func:`resolve_pipeline`).
         self._models_dir = models_dir
         self._digests = dict(digests or {})
+        #: Pipeline name -> probability floor of its entities (``INGEST_SPACY_MIN_SCORE``).
+        self._min_scores = dict(min_scores or {})
         self._loaded: dict[str, LoadedModel] = {}
         self._missing: set[str] = set()
         self._lock = threading.Lock()  # guards _locks
@@ -165,6 +189,10 @@ class ModelRegistry:
         self.names = names
         #: :class:`tasks.ner.gazetteer.Gazetteer` that keys places (None: no GeoNames keys).
         self.gazetteer = gazetteer
+
+    def fallback_beside(self, language: str | None) -> bool:
+        """Whether the fallback's mentions complete the model's in ``language``."""
+        return "*" in self._fallback_beside or language in self._fallback_beside
 
     @property
     def languages(self) -> list[str]:
@@ -224,7 +252,7 @@ class ModelRegistry:
                 self.watcher.loaded(language, name, seconds, ok=False)
             return
         seconds = time.perf_counter() - started
-        self._loaded[language] = LoadedModel(nlp, name)
+        self._loaded[language] = LoadedModel(nlp, name, self._min_scores.get(Path(name).name))
         log.info(
             "ner.model_loaded", language=language, model=name, seconds=round(seconds, 2), pipes=nlp.pipe_names
         )

@@ -1,8 +1,7 @@
 """Score a spaCy pipeline on a conll file: exact span + label, PER/ORG/LOC micro P/R/F1 and per label.
 
-Same convention as bench/entities.py (its ``_sentence`` and ``Score`` are reused when that module
-imports; otherwise an identical local copy is used so this script still runs while the project's
-other modules are being edited): each sentence's tokens are joined by single spaces, gold spans are
+Same convention as bench/entities.py (the scorer and sentence reader of bench/ner_sets.py): each
+sentence's tokens are joined by single spaces, gold spans are
 character offsets, a predicted entity counts only with the exact span and label. Model labels go
 through tasks.ner.normalise.LABEL_MAP (PERSON->PER, GPE->LOC, ...). MISC is reported apart.
 
@@ -33,10 +32,11 @@ MAIN = ("PER", "ORG", "LOC")
 
 from convert import read_conll  # noqa: E402
 
-from bench.entities import Score, _sentence  # noqa: E402  (the bench's scorer, shared)
+from bench.ner_sets import Score  # noqa: E402  (the bench's scorer, shared)
+from bench.ner_sets import sentence as _sentence  # noqa: E402
 from tasks.ner.normalise import LABEL_MAP  # noqa: E402
 
-SCORER = "bench.entities"
+SCORER = "bench.ner_sets"
 
 
 def predict_raw(model: str, texts: list[str]) -> tuple[list[set], float]:
