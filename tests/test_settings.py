@@ -41,8 +41,8 @@ def test_every_setting_is_documented() -> None:
 @pytest.mark.parametrize(
     ("value", "languages"),
     [
-        ("all", ["en", "es", "fr"]),
-        ("ALL", ["en", "es", "fr"]),
+        ("all", ["de", "en", "es", "fr"]),
+        ("ALL", ["de", "en", "es", "fr"]),
         ("none", []),
         ("", []),
         (" FR, en ", ["fr", "en"]),
@@ -64,7 +64,7 @@ def test_preload_models_defaults_to_all(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 @pytest.mark.parametrize(
-    ("value", "message"), [("fr;en", "ISO 639-1"), ("french", "ISO 639-1"), ("de", "de, which")]
+    ("value", "message"), [("fr;en", "ISO 639-1"), ("french", "ISO 639-1"), ("it", "it, which")]
 )
 def test_preload_models_refuses_what_it_cannot_load(value: str, message: str) -> None:
     with pytest.raises(ValidationError, match=message):

@@ -3,8 +3,8 @@
 Keeps only what ``spacy.load`` needs (config.cfg, meta.json, tokenizer, vocab, tok2vec/, ner/;
 spaCy does not write optimizer state into model directories), rewrites meta.json (name, version,
 description, sources, the measured figures given with ``--performance FILE.json``) and writes
-LICENSE-DATA.md. Prints the sha256 of ner/model (what INGEST_SPACY_MODEL_SHA256 pins, see
-tasks/ner/models.py).
+LICENSE-DATA.md. Prints the pin INGEST_SPACY_MODEL_SHA256 takes: the sha256 of ner/model followed
+by tok2vec/model (see tasks/ner/models.weights_sha256).
 
 Usage: python tools/ner_train/package.py /path/to/model-best de [--performance perf.json]
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -46,21 +47,16 @@ Training data: {parts} from github EuropeanaNewspapers/ner-corpora @
 INFO = {
     "de": {
         "description": "German NER (PER, ORG, LOC; also MISC, which the project ignores) trained from "
-        "scratch with spaCy 3.8 for news-ingest on GermEval 2014 (CC BY 4.0) and the German "
-        "Europeana Newspapers corpora (CC0). CPU, no static vectors. See tools/ner_train/README.md.",
-        "licence": GERMEVAL + "\n" + EUROPEANA.format(parts="enp_DE.lft.bio, enp_DE.onb.bio, enp_DE.sbb.bio"),
+        "scratch with spaCy 3.8 (beam_ner, so each entity has a probability) for news-ingest on "
+        "GermEval 2014 (CC BY 4.0; the re-split's train part). CPU, no static vectors. "
+        "See tools/ner_train/README.md.",
+        "licence": GERMEVAL,
         "sources": [
             {
                 "name": "GermEval 2014 NER",
                 "license": "CC BY 4.0",
                 "author": "Benikova, Biemann, Reznicek (LREC 2014)",
                 "url": "https://sites.google.com/site/germeval2014ner/data",
-            },
-            {
-                "name": "Europeana Newspapers NER corpora (de: lft, onb, sbb)",
-                "license": "CC0 1.0",
-                "author": "Neudecker (LREC 2016)",
-                "url": "https://github.com/EuropeanaNewspapers/ner-corpora",
             },
         ],
     },
@@ -108,6 +104,10 @@ def main() -> None:
             shutil.copytree(item, out / name)
         elif item.is_file():
             shutil.copy2(item, out / name)
+    # the training machine's corpus paths are not part of the pipeline
+    config = (out / "config.cfg").read_text("utf-8")
+    config = re.sub(r'^(train|dev) = ".*"$', r"\1 = null", config, flags=re.MULTILINE)
+    (out / "config.cfg").write_text(config, "utf-8")
     info = INFO[args.lang]
     meta = json.loads((source / "meta.json").read_text("utf-8"))
     meta.update(
@@ -130,8 +130,10 @@ def main() -> None:
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
     print(f"{out}: {size / 1e6:.1f} MB")
     print(f"sha256 ner/model: {sha256(out / 'ner' / 'model')}")
-    # the project pins ner/model only; the tok2vec weights the NER listens to are separate
     print(f"sha256 tok2vec/model: {sha256(out / 'tok2vec' / 'model')}")
+    # what INGEST_SPACY_MODEL_SHA256 pins: the NER and the tok2vec it listens to, in that order
+    pin = hashlib.sha256((out / "ner" / "model").read_bytes() + (out / "tok2vec" / "model").read_bytes())
+    print(f"pin (cat ner/model tok2vec/model | sha256sum): {pin.hexdigest()}")
 
 
 if __name__ == "__main__":
