@@ -38,6 +38,7 @@ COPY worker ./worker
 COPY tasks ./tasks
 COPY stores ./stores
 COPY examples ./examples
+COPY models ./models
 COPY deploy/healthcheck.py ./healthcheck.py
 # The project itself, offline (its build backend is the locked setuptools). Editable, so the
 # code finds examples/ (ingest demo) beside it; /app stays root-owned and read-only to ingest.
