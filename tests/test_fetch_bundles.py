@@ -437,6 +437,48 @@ def test_bundle_whose_task_crashes_goes_back_one_url_per_message(
 
 
 @pytest.mark.integration
+def test_a_state_error_requeues_the_url_and_its_errback_writes_no_dead_letter(
+    bundle_settings: Settings, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """Celery calls the error callback, in the pool child, for a task that failed on a Redis
+    error too, and Redis may be back by then: the URL must be requeued, not dead-lettered.
+
+    The state error is made deterministic: the task's delivery counter is a key of the wrong
+    type, so Redis refuses the first command of the task until the test deletes the key.
+    """
+    settings = bundle_settings
+    batch = f"b-state-{uuid.uuid4().hex[:8]}"
+    ledger = Ledger(client_for(settings), settings.key_prefix, settings.batch_ttl)
+    task_id = str(uuid.uuid4())
+    counter_key = f"{settings.key_prefix}:delivery:{task_id}:0"
+    redis_client.rpush(counter_key, "not a counter")  # INCR on it: WRONGTYPE (a RedisError)
+    with _servers(1) as servers:
+        job = new_job(servers[0].url("/page/state-error"), batch)
+        ledger.open_batch(batch, 1)
+        _send_bundle(settings, [job], task_id, link_error=[dict(app.signature("ingest.task_failed"))])
+        with running_workers(settings, tmp_path / "logs", concurrency={"fetch": 1, "cpu": 1}):
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:  # two failed runs, each with its errback called
+                events = _log_events(tmp_path / "logs")
+                if sum(event.get("event") == "failure.requeued_not_failed" for event in events) >= 2:
+                    break
+                time.sleep(0.2)
+            early = ledger.status(batch)
+            redis_client.delete(counter_key)
+            status = wait_for_batch(settings, batch, timeout=60)
+            leftovers = _leftovers(redis_client, settings)
+
+    events = _log_events(tmp_path / "logs")
+    assert sum(event.get("event") == "failure.requeued_not_failed" for event in events) >= 2
+    assert sum(event.get("event") == "stage.requeued" for event in events) >= 2
+    assert early is not None and early.as_dict()["accounted"] == 0, early  # nothing ended meanwhile
+    assert leftovers == []
+    assert status["outcomes"] == {"published": 1, "duplicate": 0, "unchanged": 0, "seen": 0, "dead": 0}
+    assert ledger.dead_letters(batch) == []
+    assert [article["url"] for article in _articles(settings)] == [job.record.url]
+
+
+@pytest.mark.integration
 def test_a_one_job_message_of_the_earlier_format_still_ends_right(
     bundle_settings: Settings, redis_client: redis.Redis, tmp_path: Path
 ) -> None:

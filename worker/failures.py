@@ -5,6 +5,12 @@ is a stage killed from outside: the hard time limit kills the worker child mid-t
 C extension can ignore the soft limit). Celery then marks the task failed in the worker's
 main process and calls the chain's error callback there; this callback writes the URL's one
 dead letter, so the batch still completes.
+
+A task that failed on a state error (Redis or the broker unreachable) is not a failure of
+its URL: :class:`worker.guard.GuardedRequest` requeues its message. Celery still calls the
+error callback for it, in the pool child, once the task raised; by then Redis may be back,
+so the callback must leave that URL alone rather than dead-letter it as ``internal_error``
+(or split a bundle that is being requeued whole).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from billiard.exceptions import TimeLimitExceeded
 
 from tasks.record import Job
 from worker.app import app
+from worker.guard import is_state_error
 from worker.pipeline import send_fetch
 from worker.stage import StageTask, dead_letter
 from worker.task_states import DeadLettered
@@ -37,6 +44,9 @@ def task_failed(request: Any, exc: BaseException, traceback: object) -> None:
     self: StageTask = task_failed
     if isinstance(exc, DeadLettered):
         return  # the stage wrote the dead letter itself and failed the task to show it
+    if is_state_error(exc):
+        log.info("failure.requeued_not_failed", task=getattr(request, "task", None), error=repr(exc))
+        return  # GuardedRequest puts the message back: the URL runs again once Redis is back
     args = getattr(request, "args", None) or []
     payloads = args[0] if args and isinstance(args[0], list) else args[:1]
     if not payloads or not all(isinstance(payload, dict) for payload in payloads):
