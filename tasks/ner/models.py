@@ -37,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -160,7 +160,7 @@ class ModelRegistry:
 
     def __init__(
         self,
-        models: dict[str, str],
+        models: Mapping[str, str | Sequence[str]],
         digests: dict[str, str] | None = None,
         fallback: Any | None = None,
         names: Any | None = None,
@@ -169,7 +169,10 @@ class ModelRegistry:
         fallback_beside_models: Iterable[str] = (),
         min_scores: dict[str, float] | None = None,
     ) -> None:
-        self._models = dict(models)
+        #: Language -> pipeline names in order of preference: the first that loads is used.
+        self._models = {
+            language: [names] if isinstance(names, str) else list(names) for language, names in models.items()
+        }
         #: Languages whose model's mentions are completed with the fallback's (``*``: all).
         self._fallback_beside = frozenset(fallback_beside_models)
         #: Where ``ingest models install`` unpacks pipelines (see :func:`resolve_pipeline`).
@@ -228,8 +231,19 @@ class ModelRegistry:
         return [language for language in languages if self.model(language) is not None]
 
     def _load(self, language: str) -> None:
-        """Load ``language``'s pipeline (its lock held) into ``_loaded``, or mark it missing."""
-        name = self._models[language]
+        """Load ``language``'s pipeline (its lock held) into ``_loaded``, or mark it missing.
+
+        With several names configured, each is tried in turn; ``ner.model_unavailable`` is
+        logged for each one that does not load (not installed, or refused by its pin).
+        """
+        for name in self._models[language]:
+            loaded = self._load_one(language, name)
+            if loaded is not None:
+                self._loaded[language] = loaded
+                return
+        self._missing.add(language)
+
+    def _load_one(self, language: str, name: str) -> LoadedModel | None:
         log.info("ner.model_loading", language=language, model=name)
         if self.watcher is not None:
             self.watcher.loading(language, name)
@@ -247,17 +261,16 @@ class ModelRegistry:
                 seconds=round(seconds, 2),
                 error=str(exc)[:300],
             )
-            self._missing.add(language)
             if self.watcher is not None:
                 self.watcher.loaded(language, name, seconds, ok=False)
-            return
+            return None
         seconds = time.perf_counter() - started
-        self._loaded[language] = LoadedModel(nlp, name, self._min_scores.get(Path(name).name))
         log.info(
             "ner.model_loaded", language=language, model=name, seconds=round(seconds, 2), pipes=nlp.pipe_names
         )
         if self.watcher is not None:
             self.watcher.loaded(language, name, seconds, ok=True)
+        return LoadedModel(nlp, name, self._min_scores.get(Path(name).name))
 
     def get(self, language: str | None) -> tuple[Any, str] | None:
         """The pipeline for ``language`` and its name, or None (kept for older callers)."""
