@@ -359,7 +359,7 @@ def throughput(args: argparse.Namespace, settings: Settings) -> None:
             f"| {ratio:.2f} | {dict(methods[path])} |"
         )
     print("bar (issue 17): with entities >= 0.55 of without")
-    print(f"RSS of this process with every model loaded: {_rss_mb():.0f} MB")
+    print(f"RSS of this process (two registries loaded; one: the RSS table below): {_rss_mb():.0f} MB")
     cap_cost(registry)
 
 

@@ -20,7 +20,7 @@ cli.add_typer(models, name="models")
 @models.command("install")
 def install(
     language: Annotated[
-        str, typer.Argument(metavar="LANG", help="ISO 639-1 code of a pinned pipeline (es).")
+        str, typer.Argument(metavar="LANG", help="ISO 639-1 code of a pinned pipeline (es, en).")
     ],
     wheel: Annotated[
         Path | None,

