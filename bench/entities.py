@@ -43,7 +43,7 @@ from config import Settings  # noqa: E402
 from tasks.entities import build_registry  # noqa: E402
 from tasks.ner.extract import document_mentions, raw_mentions  # noqa: E402
 from tasks.ner.merge import resolve  # noqa: E402
-from tasks.ner.models import ModelRegistry  # noqa: E402
+from tasks.ner.models import ModelRegistry, pipeline_names  # noqa: E402
 from tasks.ner.normalise import LABEL_MAP, Mention, normalise_mentions  # noqa: E402
 
 CORPUS = SHARED / "corpus" / "news"
@@ -247,7 +247,7 @@ def speed(args: argparse.Namespace, settings: Settings) -> None:
     configured = [
         (language, name)
         for language, names in sorted(settings.spacy_models.items())
-        for name in ([names] if isinstance(names, str) else names)
+        for name in pipeline_names(names)
     ]
     for language, name in [*configured, ("fr", "fr_core_news_sm")]:
         cost, error = _in_fresh_process("--model-cost", f"{language}:{name}")

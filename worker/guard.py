@@ -9,10 +9,11 @@ must not be acknowledged: it has to run again once Redis is back. Two pieces do 
   queue while Redis is down, then propagates.
 * :class:`GuardedRequest`, the request class of every stage task: a task that failed with a
   state error has its message rejected *with requeue* instead of acknowledged (Celery
-  acknowledges failures: ``task_acks_on_failure_or_timeout``) and fires no error callback
-  (which would try to write a dead letter to the same unreachable Redis). If even the
-  requeue fails, the broker is down too: the message stays in the broker's unacked set and
-  comes back after ``visibility_timeout``.
+  acknowledges failures: ``task_acks_on_failure_or_timeout``). Celery still calls the error
+  callback in the pool child; :func:`worker.failures.task_failed` ignores state errors, so
+  the URL is not dead-lettered while its message is requeued. If even the requeue fails, the
+  broker is down too: the message stays in the broker's unacked set and comes back after
+  ``visibility_timeout``.
 
 The same holds when Celery fails to send the next step of a chain after the task returned
 (kombu ``OperationalError``): the step runs again, which is harmless because every step is

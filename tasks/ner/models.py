@@ -144,6 +144,12 @@ class LoadWatcher(Protocol):
         """It ended after ``seconds``: loaded (``ok``) or refused / not installed."""
 
 
+def pipeline_names(configured: str | Sequence[str]) -> list[str]:
+    """A language's pipelines as ``INGEST_SPACY_MODELS`` gives them (one name, or a list in
+    order of preference), as a list."""
+    return [configured] if isinstance(configured, str) else list(configured)
+
+
 class ModelRegistry:
     """spaCy pipelines by language, each loaded on first use and kept for the process.
 
@@ -170,9 +176,7 @@ class ModelRegistry:
         min_scores: dict[str, float] | None = None,
     ) -> None:
         #: Language -> pipeline names in order of preference: the first that loads is used.
-        self._models = {
-            language: [names] if isinstance(names, str) else list(names) for language, names in models.items()
-        }
+        self._models = {language: pipeline_names(names) for language, names in models.items()}
         #: Languages whose model's mentions are completed with the fallback's (``*``: all).
         self._fallback_beside = frozenset(fallback_beside_models)
         #: Where ``ingest models install`` unpacks pipelines (see :func:`resolve_pipeline`).
